@@ -1,0 +1,1 @@
+"""One module per report section. Each exposes ``render(context) -> Section``."""
