@@ -74,6 +74,8 @@ def attribution_mode(model: nn.Module, trainable: Iterable[nn.Module] = ()) -> I
             model.eval()
             for param in parameters:
                 param.requires_grad_(id(param) in trainable_ids)
+                # Set aside, so that a backward pass inside cannot accumulate into the saved tensor.
+                param.grad = None
             yield model
         finally:
             for module, flag in zip(modules, training_flags):

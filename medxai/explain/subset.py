@@ -64,7 +64,7 @@ def shard_indices(indices: Tensor, rank: int, world_size: int) -> Tensor:
     Returns:
         Positions into ``indices``, int64, ascending.
     """
-    return torch.arange(rank, indices.numel(), world_size, dtype=torch.int64)
+    return torch.arange(rank, max(indices.numel(), rank), world_size, dtype=torch.int64)
 
 
 def _stratified(labels: Tensor, size: int, generator: torch.Generator) -> Tensor:
