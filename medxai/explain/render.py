@@ -93,8 +93,9 @@ def sample_figure(image: np.ndarray, attribution: np.ndarray, signed: bool, titl
     Returns:
         A figure with two panels: the image and the overlay.
     """
-    figure = Figure(figsize=(4.4, 2.5))
+    figure = Figure(figsize=(4.4, 2.8))
     image_axes, overlay_axes = figure.subplots(1, 2)
+    figure.subplots_adjust(top=0.76)
     _draw_image(image_axes, image)
     _draw_overlay(overlay_axes, image, attribution, signed)
     image_axes.set_title("image", fontsize=8)
