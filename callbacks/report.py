@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -108,6 +109,7 @@ class ReportCallback(Callback):
                 device=_describe_device(trainer),
                 max_grid_samples=self.max_grid_samples,
                 check_run_dir=False,
+                seed=_global_seed(),
             )
         except OSError as err:
             rank_zero_warn(f"ReportCallback: could not write {log_dir / REPORT}: {err}")
@@ -132,6 +134,12 @@ def _snapshot(log_dir: Path) -> Snapshot:
             continue
         entries.add((str(path.relative_to(log_dir)), stat.st_mtime_ns, stat.st_size))
     return frozenset(entries)
+
+
+def _global_seed() -> int | None:
+    """Return the seed set by ``lightning.seed_everything`` in this process, or None."""
+    value = os.environ.get("PL_GLOBAL_SEED")
+    return int(value) if value is not None and value.lstrip("-").isdigit() else None
 
 
 def _describe_device(trainer: pl.Trainer) -> str:

@@ -40,6 +40,7 @@ def render_report(
     device: str | None = None,
     max_grid_samples: int = DEFAULT_MAX_GRID_SAMPLES,
     check_run_dir: bool = True,
+    seed: int | None = None,
 ) -> str:
     """Render the report of a run as one self-contained HTML document.
 
@@ -50,6 +51,7 @@ def render_report(
         max_grid_samples: Most samples shown as rows of the attribution grid (at least 1).
         check_run_dir: Raise unless ``run_dir`` exists and contains a run file. The callback
             turns this off because its log dir belongs to a run even while it is still empty.
+        seed: Global seed of the run, shown when config.yaml sets none.
 
     Returns:
         The HTML text. Images are embedded as base64 data URIs; the page needs no JavaScript.
@@ -61,7 +63,7 @@ def render_report(
     """
     validate_max_grid_samples(max_grid_samples)
     path = run_files.resolve_run_dir(run_dir) if check_run_dir else Path(run_dir).resolve()
-    context = ReportContext.load(path, device=device, max_grid_samples=max_grid_samples)
+    context = ReportContext.load(path, device=device, max_grid_samples=max_grid_samples, seed=seed)
     sections = [_render_section(context, anchor, title, renderer) for anchor, title, renderer in _SECTIONS]
 
     dataset = context.dataset_name()
@@ -76,6 +78,7 @@ def build_report(
     device: str | None = None,
     max_grid_samples: int = DEFAULT_MAX_GRID_SAMPLES,
     check_run_dir: bool = True,
+    seed: int | None = None,
 ) -> Path:
     """Write ``report.html`` into ``run_dir`` atomically and return its path.
 
@@ -89,6 +92,7 @@ def build_report(
             config.yaml.
         max_grid_samples: Most samples shown as rows of the attribution grid (at least 1).
         check_run_dir: Raise unless ``run_dir`` exists and contains a run file.
+        seed: Global seed of the run, shown when config.yaml sets none.
 
     Returns:
         Path of the written ``report.html``.
@@ -100,7 +104,7 @@ def build_report(
         OSError: If the report cannot be written.
     """
     html_text = render_report(
-        run_dir, device=device, max_grid_samples=max_grid_samples, check_run_dir=check_run_dir
+        run_dir, device=device, max_grid_samples=max_grid_samples, check_run_dir=check_run_dir, seed=seed
     )
     target = Path(run_dir).resolve() / run_files.REPORT
     write_text(target, html_text)

@@ -35,11 +35,12 @@ def build_parser(prog: str = "python -m medxai.report") -> argparse.ArgumentPars
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, prog: str = "python -m medxai.report") -> int:
     """Rebuild the report of one run and print the path of report.html.
 
     Args:
         argv: Command-line arguments without the program name; None reads ``sys.argv``.
+        prog: Program name shown in usage and help, e.g. ``"medxai report"``.
 
     Returns:
         0 on success, 2 when RUN_DIR is missing or is not a run directory or an option is invalid,
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         Errors are printed to stderr as one line. Usage errors (a missing RUN_DIR, an unknown
         option) exit through argparse with status 2.
     """
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         path = build_report(args.run_dir, device=args.device, max_grid_samples=args.max_grid_samples)

@@ -17,7 +17,7 @@ _DATASET_KEYS = ("dataset", "dataset_name", "data_flag", "flag", "name")
 
 @dataclass
 class ReportContext:
-    """What several sections need: the run folder, its config and its test metrics.
+    """Inputs shared by the sections: the run folder, its config and its test metrics.
 
     Attributes:
         run_dir: Absolute path of the run directory.
@@ -27,6 +27,8 @@ class ReportContext:
         test_metrics_error: Why ``test_metrics.json`` could not be read, or None.
         device: Device description from the caller (the callback passes the trainer's device), or None.
         max_grid_samples: Most samples shown as rows of the attribution grid.
+        seed: Global seed from the caller (the callback passes Lightning's ``PL_GLOBAL_SEED``),
+            shown when config.yaml sets none.
     """
 
     run_dir: Path
@@ -36,9 +38,12 @@ class ReportContext:
     test_metrics_error: str | None
     device: str | None = None
     max_grid_samples: int = 32
+    seed: int | None = None
 
     @classmethod
-    def load(cls, run_dir: Path, device: str | None = None, max_grid_samples: int = 32) -> ReportContext:
+    def load(
+        cls, run_dir: Path, device: str | None = None, max_grid_samples: int = 32, seed: int | None = None
+    ) -> ReportContext:
         """Read the config and the test metrics of ``run_dir``; a broken file is recorded, not raised."""
         config_text, config = run_files.read_config(run_dir)
         test_metrics: dict[str, Any] | None = None
@@ -54,7 +59,7 @@ class ReportContext:
                     test_metrics = loaded
                 else:
                     error = f"{run_files.TEST_METRICS} contains a {type(loaded).__name__}, expected an object"
-        return cls(run_dir, config_text, config, test_metrics, error, device, max_grid_samples)
+        return cls(run_dir, config_text, config, test_metrics, error, device, max_grid_samples, seed)
 
     def config_section(self, name: str) -> dict[str, Any]:
         """Return the ``init_args`` of a top-level config entry (``data``, ``model``), or the entry itself.

@@ -56,8 +56,9 @@ tr.wrong td { background: var(--bad-bg); }
   white-space: nowrap; }
 .badge.wrong { color: var(--bad); border: 1px solid var(--bad); }
 .badge.right { color: var(--ok); border: 1px solid var(--ok); }
-.grid td.cell img { width: 160px; max-width: none; }
-@media (max-width: 600px) { .grid td.cell img { width: 112px; } }
+.grid td:first-child { min-width: 10em; }
+.grid td.cell img { width: 240px; max-width: none; }
+@media (max-width: 600px) { .grid td.cell img { width: 160px; } }
 .grid tr.wrong td.cell img { outline: 3px solid var(--bad); outline-offset: -3px; }
 details > summary { cursor: pointer; margin: 6px 0; }
 """
@@ -188,12 +189,12 @@ def table(
 
 
 def key_value_table(pairs: Iterable[tuple[object, object]]) -> str:
-    """Return a two-column table with the keys as row headers."""
-    rows = "".join(
-        f'<tr><th scope="row">{esc(key)}</th><td>{esc(format_cell(value)[0])}</td></tr>'
-        for key, value in pairs
-    )
-    return f'<div class="table-scroll"><table class="kv"><tbody>{rows}</tbody></table></div>'
+    """Return a two-column table with the keys as row headers; a None value reads ``null``."""
+    rows = []
+    for key, value in pairs:
+        text = "null" if value is None else format_cell(value)[0]
+        rows.append(f'<tr><th scope="row">{esc(key)}</th><td>{esc(text)}</td></tr>')
+    return f'<div class="table-scroll"><table class="kv"><tbody>{"".join(rows)}</tbody></table></div>'
 
 
 def png_data_uri(png: bytes) -> str:

@@ -114,7 +114,8 @@ def report_text(trainer: pl.Trainer) -> str:
     return (Path(trainer.log_dir) / "report.html").read_text()
 
 
-def test_report_after_fit_then_test(tmp_path: Path) -> None:
+def test_report_after_fit_then_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PL_GLOBAL_SEED", "7")
     trainer = make_trainer(tmp_path, [ReportCallback()])
     model = TinyClassifier()
 
@@ -128,6 +129,7 @@ def test_report_after_fit_then_test(tmp_path: Path) -> None:
     assert "Missing: test_metrics.json" not in after_test
     assert 'alt="Confusion matrix"' in after_test
     assert "CPUAccelerator" in after_test
+    assert "7 (global seed of the training process)" in after_test
 
 
 def test_report_listed_first_sees_later_files(tmp_path: Path) -> None:

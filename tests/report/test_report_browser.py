@@ -63,6 +63,8 @@ SECTION_IDS = [
 
 PAGE_STATE_JS = """
 (async () => {
+  // Open collapsed blocks so that every image is laid out and measured.
+  document.querySelectorAll("details").forEach((block) => { block.open = true; });
   const decoded = await Promise.all(Array.from(document.images).map(
     (img) => img.decode().then(() => true, () => false)));
   return JSON.stringify({

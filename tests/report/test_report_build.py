@@ -97,7 +97,7 @@ def test_full_report_content(full_run_dir: Path) -> None:
     sections = page.sections
     assert "bloodmnist" in sections["dataset"]
     assert ", ".join(CLASS_NAMES) in sections["dataset"]
-    assert "1234" in sections["environment"]
+    assert "1234 (seed_everything in config.yaml)" in sections["environment"]
     assert "accelerator=cpu" in sections["environment"]
     assert "lightning" in sections["environment"]
     assert "val/auc" in sections["curves"]
@@ -188,6 +188,7 @@ def test_hparams_only_run_renders(tmp_path: Path) -> None:
     assert list(page.sections) == SECTION_IDS
     assert page.image_sources == []
     assert "Unknown: Missing: explanations/explanations.json" in page.sections["failures"]
+    assert "unknown (no config.yaml)" in page.sections["environment"]
 
 
 def test_corrupt_files_reported_in_place(full_run_dir: Path) -> None:
@@ -295,9 +296,13 @@ def test_medmnist_class_names_fallback(run_dir_factory: Callable[..., Path]) -> 
     assert "8: basophil, eosinophil" in section
 
 
-def test_nested_grid_png_embedded(full_run_dir: Path) -> None:
+def test_method_grids_collapsed(full_run_dir: Path) -> None:
     write_png(full_run_dir / "explanations" / "saliency" / "grid.png", seed=5)
 
     html_text = render_report(full_run_dir)
 
-    assert "saliency/grid.png" in html_text
+    collapsed = html_text.split("<details><summary>Grids per method (2 figures)</summary>", 1)[1]
+    collapsed = collapsed.split("</details>", 1)[0]
+    assert "<figcaption>gradcam_grid.png</figcaption>" in collapsed
+    assert "<figcaption>saliency/grid.png</figcaption>" in collapsed
+    assert "<figcaption>summary.png</figcaption>" not in collapsed

@@ -61,3 +61,11 @@ def test_module_entry_point(full_run_dir: Path, tmp_path: Path) -> None:
     assert (full_run_dir / "report.html").is_file()
     assert missing.returncode == 2
     assert missing.stderr.strip().startswith("error: run directory not found")
+
+
+def test_main_usage_names_prog(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"], prog="medxai report")
+
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: medxai report [-h]")

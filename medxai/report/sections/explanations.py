@@ -12,6 +12,7 @@ from medxai.report.context import ReportContext
 from medxai.report.explanation_record import ExplainedSample, ExplanationRecord, read_explanations
 from medxai.report.html import (
     Section,
+    details,
     esc,
     image,
     inline_image,
@@ -54,29 +55,37 @@ def render(context: ReportContext) -> Section:
 
 
 def _summary_figures(explanations_dir: Path) -> str:
-    """Embed top-level PNGs (summary first) and per-method grid or summary PNGs from subfolders."""
-    top_level = sorted(
-        explanations_dir.glob("*.png"), key=lambda path: ("summary" not in path.stem.lower(), path.name)
-    )
-    nested = sorted(
+    """Embed the summary PNGs, then the per-method grid PNGs in a collapsed block.
+
+    Summary figures are top-level PNGs whose name contains "summary"; grids are the other
+    top-level PNGs (``<method>_grid.png``) and ``grid``/``summary`` PNGs one folder down.
+    """
+    top_level = sorted(explanations_dir.glob("*.png"))
+    summaries = [path for path in top_level if "summary" in path.stem.lower()]
+    grids = [path for path in top_level if path not in summaries]
+    grids += sorted(
         path
         for path in explanations_dir.glob("*/*.png")
         if any(word in path.stem.lower() for word in ("grid", "summary"))
     )
-    figures = [*top_level, *nested]
-    if not figures:
-        return notice(
-            f"No summary figure in {run_files.EXPLANATIONS_DIR}/ "
-            "(expected summary.png from the explanation callback)."
+
+    parts = [_figure(path, explanations_dir) for path in summaries]
+    if not summaries:
+        parts.append(
+            notice(
+                f"No summary figure in {run_files.EXPLANATIONS_DIR}/ "
+                "(expected summary.png from the explanation callback)."
+            )
         )
-    return "".join(
-        image(
-            path.read_bytes(),
-            f"Explanation figure {path.name}",
-            caption=str(path.relative_to(explanations_dir)),
-        )
-        for path in figures
-    )
+    if grids:
+        label = f"Grids per method ({plural(len(grids), 'figure')})"
+        parts.append(details(label, "".join(_figure(path, explanations_dir) for path in grids)))
+    return "".join(parts)
+
+
+def _figure(path: Path, explanations_dir: Path) -> str:
+    caption = str(path.relative_to(explanations_dir))
+    return image(path.read_bytes(), f"Explanation figure {caption}", caption=caption)
 
 
 def _raw_maps(explanations_dir: Path) -> str:

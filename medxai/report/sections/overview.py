@@ -49,8 +49,7 @@ def render_dataset(context: ReportContext) -> Section:
 def render_environment(context: ReportContext) -> Section:
     """List versions, seed, device and git commit."""
     config = context.config or {}
-    seed = config.get("seed_everything", "not set in config.yaml") if context.config else "unknown"
-    pairs: list[tuple[str, object]] = [("seed (seed_everything)", seed)]
+    pairs: list[tuple[str, object]] = [("seed", _seed(context))]
     pairs.append(("device", context.device or _device_from_config(config)))
     pairs.append(("git commit of medxai", environment.git_commit(Path(medxai.__file__).parent)))
     pairs.append(("medxai", medxai.__version__))
@@ -76,6 +75,18 @@ def render_config(context: ReportContext) -> Section:
         if context.config is None:
             body = notice("config.yaml is not a valid YAML mapping; it is shown as text.") + body
     return Section("config", "Config", body)
+
+
+def _seed(context: ReportContext) -> str:
+    """Return the seed from config.yaml, else the caller's, naming where it comes from."""
+    configured = (context.config or {}).get("seed_everything")
+    if configured is not None and configured is not False:
+        return f"{configured} (seed_everything in config.yaml)"
+    if context.seed is not None:
+        return f"{context.seed} (global seed of the training process)"
+    if context.config is not None:
+        return "not set (seed_everything is missing or off in config.yaml)"
+    return "unknown (no config.yaml)"
 
 
 def _device_from_config(config: dict[str, Any]) -> str:
