@@ -24,6 +24,7 @@ _SAMPLE_LIST_KEYS = ("samples", "items", "records", "explanations")
 _INDEX_KEYS = ("index", "test_index", "idx", "sample_index", "sample", "id")
 _TRUE_KEYS = ("true_label", "label", "target", "y_true", "true", "true_class", "label_true")
 _PRED_KEYS = ("predicted_label", "prediction", "pred", "y_pred", "predicted", "predicted_class", "pred_label")
+_EXPLAINED_KEYS = ("explained_label", "target_label", "explained_class")
 _PROB_KEYS = ("probability", "prob", "confidence", "predicted_probability", "score")
 _METHODS_KEYS = ("methods", "explanations", "attributions", "results", "maps")
 _METHOD_NAME_KEYS = ("method", "name")
@@ -56,7 +57,11 @@ class MethodResult:
 
 @dataclass
 class ExplainedSample:
-    """One explained test image and its results per method."""
+    """One explained test image and its results per method.
+
+    ``explained_label`` is the class the maps explain; it differs from the prediction when the
+    explanation targets the true class.
+    """
 
     index: object
     true_label: object
@@ -66,6 +71,7 @@ class ExplainedSample:
     correct_flag: bool | None = None
     true_name: str | None = None
     predicted_name: str | None = None
+    explained_label: object = None
 
     @property
     def correct(self) -> bool | None:
@@ -187,6 +193,7 @@ def _parse_sample(
         correct_flag=correct if isinstance(correct, bool) else None,
         true_name=_optional_str(raw.get("true_name")),
         predicted_name=_optional_str(raw.get("predicted_name")),
+        explained_label=_first(raw, _EXPLAINED_KEYS),
     )
 
 

@@ -96,7 +96,7 @@ def test_full_report_content(full_run_dir: Path) -> None:
 
     sections = page.sections
     assert "bloodmnist" in sections["dataset"]
-    assert ", ".join(CLASS_NAMES) in sections["dataset"]
+    assert f"4 classes: 0 = {CLASS_NAMES[0]}; 1 = {CLASS_NAMES[1]}" in sections["dataset"]
     assert "1234 (seed_everything in config.yaml)" in sections["environment"]
     assert "accelerator=cpu" in sections["environment"]
     assert "lightning" in sections["environment"]
@@ -293,7 +293,7 @@ def test_medmnist_class_names_fallback(run_dir_factory: Callable[..., Path]) -> 
 
     section = parse(render_report(run_dir)).sections["dataset"]
 
-    assert "8: basophil, eosinophil" in section
+    assert "8 classes: 0 = basophil; 1 = eosinophil" in section
 
 
 def test_method_grids_collapsed(full_run_dir: Path) -> None:
@@ -306,3 +306,15 @@ def test_method_grids_collapsed(full_run_dir: Path) -> None:
     assert "<figcaption>gradcam_grid.png</figcaption>" in collapsed
     assert "<figcaption>saliency/grid.png</figcaption>" in collapsed
     assert "<figcaption>summary.png</figcaption>" not in collapsed
+
+
+def test_explained_class_shown_when_not_predicted(full_run_dir: Path) -> None:
+    record_path = full_run_dir / "explanations" / "explanations.json"
+    record = json.loads(record_path.read_text())
+    record["samples"][1]["explained_label"] = record["samples"][1]["true_label"]
+    record_path.write_text(json.dumps(record))
+
+    section = parse(render_report(full_run_dir)).sections["explanations"]
+
+    assert section.count("explained class:") == 1
+    assert "explained class: 1 (eosinophil)" in section

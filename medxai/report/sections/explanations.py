@@ -119,12 +119,11 @@ def _grid(record: ExplanationRecord, class_names: Sequence[str] | None, max_samp
 
     wrong = [sample for sample in samples if sample.correct is False]
     visible = samples[:max_samples]
-    wrong_indices = ", ".join(str(sample.index) for sample in wrong)
-    intro = (
-        f"{plural(len(samples), 'explained sample')}, {len(wrong)} predicted wrongly"
-        + (f" (test {'index' if len(wrong) == 1 else 'indices'} {wrong_indices})" if wrong else "")
-        + f". Methods: {', '.join(record.methods) or 'none recorded'}."
-    )
+    intro = f"{plural(len(samples), 'explained sample')}, {len(wrong)} predicted wrongly"
+    if wrong:
+        index_word = "index" if len(wrong) == 1 else "indices"
+        intro += f" (test {index_word} {', '.join(str(sample.index) for sample in wrong)})"
+    intro += f". Methods: {', '.join(record.methods) or 'none recorded'}."
     if len(visible) < len(samples):
         intro += f" The grid shows the first {len(visible)}; every PNG is in explanations/."
 
@@ -146,11 +145,14 @@ def _grid_row(sample: ExplainedSample, methods: Sequence[str], class_names: Sequ
     else:
         badge = '<span class="badge">unknown</span>'
     probability = f"<br>p = {sample.probability:.3f}" if sample.probability is not None else ""
+    explained = ""
+    if sample.explained_label is not None and str(sample.explained_label) != str(sample.predicted_label):
+        explained = f"<br>explained class: {esc(_label(sample.explained_label, None, class_names))}"
     info = (
         f"<td><strong>#{esc(sample.index)}</strong> {badge}<br>"
         f"true: {esc(_label(sample.true_label, sample.true_name, class_names))}<br>"
         f"predicted: {esc(_label(sample.predicted_label, sample.predicted_name, class_names))}"
-        f"{probability}</td>"
+        f"{probability}{explained}</td>"
     )
 
     cells = []

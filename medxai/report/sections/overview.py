@@ -26,7 +26,9 @@ def render_dataset(context: ReportContext) -> Section:
         pairs.append(("task", metrics["task"]))
     class_names = context.class_names()
     if class_names:
-        pairs.append(("classes", f"{len(class_names)}: " + ", ".join(class_names)))
+        # Names may contain commas ("normal, benign"), so entries are numbered and split by semicolons.
+        numbered = "; ".join(f"{index} = {name}" for index, name in enumerate(class_names))
+        pairs.append(("classes", f"{len(class_names)} classes: {numbered}"))
     if metrics.get("checkpoint"):
         pairs.append(("tested checkpoint", metrics["checkpoint"]))
     pairs.append(("run directory", str(context.run_dir)))
