@@ -1,0 +1,93 @@
+"""Bad input at the command line ends in one clear line on stderr and exit status 2."""
+
+from pathlib import Path
+
+import pytest
+
+from medxai.cli import main
+from tests.conftest import write_fake_npz
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int | None, str]:
+    try:
+        status: int | None = main(argv)
+    except SystemExit as exit_info:  # jsonargparse exits on parse errors.
+        status = int(exit_info.code or 0)
+    return status, capsys.readouterr().err
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "error" in line.lower()]
+
+
+@pytest.fixture
+def base_args(tmp_path: Path) -> list[str]:
+    return [
+        "fit",
+        f"--trainer.default_root_dir={tmp_path / 'out'}",
+        "--trainer.max_epochs=1",
+        "--trainer.logger=false",
+    ]
+
+
+def test_unknown_dataset(base_args, capsys):
+    status, stderr = run_cli([*base_args, "--data.dataset=bloodmnst"], capsys)
+    assert status == 2
+    assert "medxai: error: Unknown dataset 'bloodmnst'. Valid names:" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_unsupported_size(base_args, capsys):
+    status, stderr = run_cli([*base_args, "--data.size=32"], capsys)
+    assert status == 2
+    assert "medxai: error: Unsupported size 32" in stderr
+
+
+def test_missing_file_offline(base_args, tmp_path, capsys):
+    status, stderr = run_cli([*base_args, f"--data.root={tmp_path / 'empty'}"], capsys)
+    assert status == 2
+    assert "Data file not found" in stderr
+    assert "750601b1f35ba3300ea97c75c52ff8f6" in stderr
+    assert "Traceback" not in stderr
+    assert len(error_lines(stderr)) == 1
+
+
+def test_md5_mismatch(base_args, fake_root, capsys):
+    status, stderr = run_cli([*base_args, f"--data.root={fake_root}"], capsys)
+    assert status == 2
+    assert "MD5 mismatch" in stderr
+    assert "--data.check_md5=false" in stderr
+
+
+def test_yaml_key_typo(base_args, tmp_path, capsys):
+    config = tmp_path / "typo.yaml"
+    config.write_text("data:\n  datset: breastmnist\n")
+    status, stderr = run_cli([*base_args, f"--config={config}"], capsys)
+    assert status == 2
+    assert "datset" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_checkpoint_from_other_dataset(tmp_path, capsys):
+    root = tmp_path / "data"
+    write_fake_npz(root / "breastmnist.npz", "breastmnist")
+    write_fake_npz(root / "retinamnist.npz", "retinamnist")
+    common = [f"--data.root={root}", "--data.check_md5=false", f"--trainer.default_root_dir={tmp_path}"]
+    fit = [
+        "fit", "--data.dataset=breastmnist", *common, "--trainer.max_epochs=1", "--trainer.limit_train_batches=1",
+        "--trainer.limit_val_batches=1", "--test_after_fit=false", "--trainer.enable_progress_bar=false",
+        "--explain.enabled=false", "--quantus.enabled=false", "--report.enabled=false",
+    ]
+    assert run_cli(fit, capsys)[0] == 0
+    checkpoint = next((tmp_path / "lightning_logs").rglob("last.ckpt"))
+    status, stderr = run_cli(["test", "--data.dataset=retinamnist", *common, f"--ckpt_path={checkpoint}"], capsys)
+    assert status == 2
+    assert "was trained with num_classes=2 (dataset 'breastmnist')" in stderr
+    assert "has num_classes=5" in stderr
+
+
+def test_missing_checkpoint(fake_root, tmp_path, capsys):
+    args = ["test", f"--data.root={fake_root}", "--data.check_md5=false", f"--ckpt_path={tmp_path / 'nope.ckpt'}"]
+    status, stderr = run_cli(args, capsys)
+    assert status == 2
+    assert "Checkpoint not found" in stderr
