@@ -145,6 +145,8 @@ class ExplanationCallback(Callback):
             f"{', '.join(self.methods)}; target: {self.target} class."
         )
 
+        # trainer.log_dir broadcasts from rank 0 under DDP, so every rank must read it.
+        out_dir = Path(trainer.log_dir or trainer.default_root_dir) / "explanations"
         started = time.perf_counter()
         local: SubsetResult | BaseException
         try:
@@ -159,7 +161,6 @@ class ExplanationCallback(Callback):
             return
 
         result = merge_results([part for part in parts if isinstance(part, SubsetResult)])
-        out_dir = Path(trainer.log_dir or trainer.default_root_dir) / "explanations"
         display = datamodule.to_display(images[torch.as_tensor(result.indices)]).float().cpu().numpy()
         summary = write_explanations(
             out_dir, result, display, list(datamodule.class_names), self._settings(datamodule), self.summary_size, self.grid_size
