@@ -290,6 +290,8 @@ REGISTRY: dict[str, MetricSpec] = {
             "with LRP, IJCNN",
             defaults=_plain,
             requires=frozenset({REQUIRES_MASKS}),
+            # NOTE: Quantus 0.6.0 computes the image size for weighted=True from x_batch[2:] (samples,
+            # not pixels), so the weighted variant is not trustworthy; medxai keeps weighted=False.
             note="Share of the absolute relevance inside the mask (unweighted).",
         ),
     )
