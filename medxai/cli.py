@@ -44,14 +44,19 @@ class MedXAICLI(LightningCLI):
         for source, target in LINKED_FROM_DATA:
             parser.link_arguments(f"data.{source}", f"model.{target}", apply_on="instantiate")
 
+        # Two checkpoints: the best on val/auc, and last.ckpt rewritten after every epoch for
+        # resuming. ModelCheckpoint(save_last=True) alone rewrites last.ckpt only when the best
+        # one changes (Lightning 2.6).
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/auc",
                 "checkpoint.mode": "max",
-                "checkpoint.save_last": True,
                 "checkpoint.filename": "best-epoch{epoch:02d}-val_auc{val/auc:.4f}",
                 "checkpoint.auto_insert_metric_name": False,
+                "last_checkpoint.filename": "last",
+                "last_checkpoint.enable_version_counter": False,
             }
         )
         for name, callback_class in _explain_callbacks():
@@ -82,9 +87,9 @@ class MedXAICLI(LightningCLI):
 
 def _explain_callbacks() -> list[tuple[str, type]]:
     """Return the CLI group names and classes of the explanation, Quantus and report callbacks."""
-    from callbacks import ExplanationCallback, QuantusCallback, ReportCallback
+    from callbacks import ExplanationCallback, ReportCallback
 
-    return [("explain", ExplanationCallback), ("quantus", QuantusCallback), ("report", ReportCallback)]
+    return [("explain", ExplanationCallback), ("report", ReportCallback)]
 
 
 def _configure_logging() -> None:
@@ -121,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "report":
         from medxai.report import main as report_main
 
-        return report_main(argv[1:])
+        return report_main(argv[1:], prog="medxai report")
     try:
         build_cli(argv)
     except (ValueError, OSError, MisconfigurationException) as err:
