@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 DEBUG_ENV = "MEDXAI_DEBUG"
 
-# Values the model takes from the datamodule, so nobody types them twice.
+# Values the model takes from the datamodule, so they are never typed twice.
 LINKED_FROM_DATA: tuple[tuple[str, str], ...] = (
     ("num_classes", "num_classes"),
     ("in_channels", "in_channels"),
