@@ -53,8 +53,8 @@ class ExplanationCallback(Callback):
         ig_steps: Integration steps of Integrated Gradients.
         ig_baseline: IG baseline: ``"zeros"``, ``"black"``, ``"white"`` or ``"mean"``
             (see :func:`medxai.explain.make_baseline`).
-        ig_internal_batch_size: Scaled inputs per IG forward pass; ``None`` runs all steps of
-            a batch at once (fast, but memory grows with ``batch_size * ig_steps``).
+        ig_internal_batch_size: Scaled inputs per IG forward pass; bounds memory. ``None``
+            runs all ``batch_size * ig_steps`` scaled inputs of a batch at once.
         batch_size: Images explained per call of a method.
         summary_size: Images (rows) in the summary figure.
         grid_size: Images in each method's grid figure.
@@ -84,7 +84,7 @@ class ExplanationCallback(Callback):
         seed: int = 42,
         ig_steps: int = 50,
         ig_baseline: str = "zeros",
-        ig_internal_batch_size: int | None = None,
+        ig_internal_batch_size: int | None = 128,
         batch_size: int = 32,
         summary_size: int = 8,
         grid_size: int = 64,
@@ -257,13 +257,18 @@ def _explained_model(pl_module: pl.LightningModule) -> nn.Module:
 
 def _check_datamodule(trainer: pl.Trainer) -> Any:
     datamodule = getattr(trainer, "datamodule", None)
-    missing = [name for name in DATAMODULE_CONTRACT if not hasattr(datamodule, name)]
+    # Look properties up on the class, so that checking does not load any data.
+    missing = [
+        name for name in DATAMODULE_CONTRACT if not (hasattr(type(datamodule), name) or hasattr(datamodule, name))
+    ]
     if datamodule is None or missing:
-        found = type(datamodule).__name__ if datamodule is not None else "no datamodule"
+        if datamodule is None:
+            found = "the Trainer has no datamodule"
+        else:
+            found = f"{type(datamodule).__name__} is missing {', '.join(missing)}"
         raise MisconfigurationException(
-            f"ExplanationCallback needs a datamodule with {', '.join(DATAMODULE_CONTRACT)}; got {found}"
-            + (f" without {', '.join(missing)}" if datamodule is not None else "")
-            + ". Pass a MedMNISTDataModule (or one with these members) to the Trainer."
+            f"ExplanationCallback needs a datamodule with {', '.join(DATAMODULE_CONTRACT)}, but {found}. "
+            "Pass a MedMNISTDataModule (or one with these members) to the Trainer."
         )
     return datamodule
 

@@ -24,7 +24,7 @@ def select_subset(labels: Tensor, size: int, strategy: str = "first", seed: int 
     Args:
         labels: Class index of every image of the split, int64 ``(N,)``.
         size: Number of images to choose. If it exceeds ``N``, all ``N`` are chosen and a
-            warning says so.
+            warning is emitted.
         strategy: ``"first"``: images ``0 .. size-1``. ``"random"``: a uniform sample without
             replacement, seeded. ``"stratified"``: each class gets a share proportional to its
             frequency (largest-remainder rounding), at least one image per class when ``size``

@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 import matplotlib.image
 import numpy as np
 import pytest
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -98,7 +99,8 @@ def test_overlay_png_is_rgb(fitted_run):
     out_dir, _ = fitted_run
     path = next((out_dir / "gradcam").glob("*.png"))
     pixels = matplotlib.image.imread(path)
-    assert pixels.ndim == 3 and pixels.shape[2] in (3, 4)
+    assert pixels.ndim == 3
+    assert pixels.shape[2] in (3, 4)
 
 
 def test_summary_logged_to_tensorboard(fitted_run):
@@ -112,8 +114,8 @@ def test_model_left_as_found(fitted_run):
     _, module = fitted_run
     assert all(param.requires_grad for param in module.parameters())
     for submodule in module.modules():
-        assert not submodule._forward_hooks and not submodule._backward_hooks
-        assert not submodule._forward_pre_hooks and not submodule._backward_pre_hooks
+        for hooks in ("_forward_hooks", "_backward_hooks", "_forward_pre_hooks", "_backward_pre_hooks"):
+            assert not getattr(submodule, hooks), f"{hooks} left on {type(submodule).__name__}"
 
 
 def test_unknown_layer_caught_at_setup(tmp_path):
@@ -131,7 +133,10 @@ def test_datamodule_without_contract(tmp_path):
     trainer = _trainer(tmp_path, callback)
     datamodule = TinyDataModule()
 
-    with pytest.raises(Exception, match=r"needs a datamodule with split_arrays, preprocess, to_display, class_names"):
+    with pytest.raises(
+        MisconfigurationException,
+        match=r"needs a datamodule with split_arrays, preprocess, to_display, class_names, but the Trainer has no",
+    ):
         trainer.test(TinyClassifier(), dataloaders=datamodule.test_dataloader())
 
 
@@ -196,3 +201,35 @@ def test_nan_map_recorded_as_failed(tmp_path):
 def test_invalid_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ExplanationCallback(**kwargs)
+
+
+def test_module_without_model_attribute(tmp_path):
+    class Bare(TinyClassifier):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = self.model
+            del self.model
+
+        def forward(self, x):
+            return self.backbone(x)
+
+    trainer = _trainer(tmp_path, ExplanationCallback(methods=["saliency"]))
+    with pytest.raises(MisconfigurationException, match=r"explains `pl_module.model`, but Bare has no nn.Module attribute"):
+        trainer.test(Bare(), datamodule=TinyDataModule())
+
+
+def test_datamodule_missing_members(tmp_path):
+    class NoDisplay(pl.LightningDataModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = TinyDataModule()
+
+        def split_arrays(self, split):
+            return self.inner.split_arrays(split)
+
+        def test_dataloader(self):
+            return self.inner.test_dataloader()
+
+    trainer = _trainer(tmp_path, ExplanationCallback(methods=["saliency"]))
+    with pytest.raises(MisconfigurationException, match=r"but NoDisplay is missing preprocess, to_display, class_names"):
+        trainer.test(TinyClassifier(), datamodule=NoDisplay())

@@ -39,7 +39,8 @@ def test_ddp_two_ranks_gather_and_write_once(tmp_path):
     out_dir = Path(trainer.log_dir) / "explanations"
     index = json.loads((out_dir / "explanations.json").read_text())
     indices = [sample["index"] for sample in index["samples"]]
-    assert len(indices) == 5 and indices == sorted(indices)
+    assert len(indices) == 5
+    assert indices == sorted(indices)
     assert all(sample["methods"]["gradcam"]["status"] == "ok" for sample in index["samples"])
 
     # The gathered maps equal those of one process explaining the whole subset.

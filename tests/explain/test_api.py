@@ -97,7 +97,8 @@ def test_ig_completeness_and_delta(rgb_model, rgb_batch):
         difference = rgb_model(x)[rows, labels] - rgb_model(torch.zeros_like(x))[rows, labels]
     attribution_sums = result.maps.sum(dim=(1, 2, 3))
     delta = result.convergence_delta
-    assert delta is not None and delta.shape == (4,)
+    assert delta is not None
+    assert delta.shape == (4,)
     # Captum's delta is sum(attributions) - (f(x) - f(baseline)); summing channels keeps it.
     torch.testing.assert_close(delta, attribution_sums - difference, atol=1e-4, rtol=0)
     tolerance = IG_RELATIVE_TOLERANCE * difference.abs() + 1e-3
@@ -209,7 +210,8 @@ def test_int_target_and_empty_input(gray_model, gray_batch):
     assert explain(gray_model, x, 1, method="gradcam").shape == (4, 1, 28, 28)
     empty = explain_batched(gray_model, x[:0], torch.zeros(0, dtype=torch.int64), "ig")
     assert empty.maps.shape == (0, 1, 28, 28)
-    assert empty.convergence_delta is not None and empty.convergence_delta.shape == (0,)
+    assert empty.convergence_delta is not None
+    assert empty.convergence_delta.shape == (0,)
 
 
 def test_unknown_method(gray_model, gray_batch):

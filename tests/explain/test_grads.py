@@ -71,7 +71,8 @@ def test_leftover_hooks_removed_with_warning(caplog):
         model[0].register_forward_pre_hook(lambda module, args: None, with_kwargs=True)
 
     assert module_hook_count(model) == 1
-    assert len(model[0]._forward_hooks) == 1 and len(model[0]._forward_pre_hooks_with_kwargs) == 0
+    assert len(model[0]._forward_hooks) == 1
+    assert len(model[0]._forward_pre_hooks_with_kwargs) == 0
     assert "Removed 1 forward_hooks left on ReLU" in caplog.text
     kept.remove()
     assert module_hook_count(model) == 0

@@ -51,8 +51,9 @@ def test_grayscale_figure_shows_the_image(tmp_path):
 
     path = io.save_figure(figure, tmp_path / "sample.png")
     pixels = matplotlib.image.imread(path)
-    assert pixels.ndim == 3 and pixels.shape[2] in (3, 4)
-    # The ramp spans black to white, so the PNG holds near-black and near-white gray pixels.
+    assert pixels.ndim == 3
+    assert pixels.shape[2] in (3, 4)
+    # The ramp spans black to white, so the PNG contains near-black and near-white gray pixels.
     gray = (np.abs(pixels[..., 0] - pixels[..., 1]) < 0.02) & (np.abs(pixels[..., 1] - pixels[..., 2]) < 0.02)
     assert (pixels[..., 0][gray] < 0.1).any()
     assert (pixels[..., 0][gray] > 0.9).any()
@@ -69,7 +70,8 @@ def test_scale_map_unsigned_and_signed():
     raw = np.array([[2.0, 4.0], [6.0, 10.0]], dtype=np.float32)
     np.testing.assert_allclose(scale_map(raw, signed=False), [[0.0, 0.25], [0.5, 1.0]])
     signed = scale_map(np.array([[-4.0, 1.0], [0.0, 2.0]], dtype=np.float32), signed=True)
-    assert signed.min() >= 0.0 and signed.max() == pytest.approx(1.0)
+    assert signed.min() >= 0.0
+    assert signed.max() == pytest.approx(1.0)
     assert signed[0, 0] == pytest.approx(1.0)  # Negative evidence shows as heat too.
     np.testing.assert_array_equal(scale_map(np.ones((3, 3)), signed=False), np.zeros((3, 3)))
 

@@ -26,14 +26,16 @@ def test_all_methods_ok(gray_model):
     assert result.maps["gradcam"].shape == (5, 28, 28)
     assert result.maps["ig"].dtype == np.float32
     assert result.failures == {"gradcam": [None] * 5, "ig": [None] * 5}
-    assert result.deltas["ig"].shape == (5,) and np.isfinite(result.deltas["ig"]).all()
+    assert result.deltas["ig"].shape == (5,)
+    assert np.isfinite(result.deltas["ig"]).all()
     assert "gradcam" not in result.deltas
     with torch.no_grad():
         logits = gray_model(_preprocess(images))
     assert result.predictions.tolist() == logits.argmax(1).tolist()
     np.testing.assert_allclose(result.probabilities, torch.softmax(logits, 1).amax(1).numpy(), rtol=1e-5)
     assert result.targets.tolist() == result.predictions.tolist()
-    assert len(lines) == 4 and lines[0].startswith("Grad-CAM: explaining 5 images")
+    assert len(lines) == 4
+    assert lines[0].startswith("Grad-CAM: explaining 5 images")
 
 
 def test_true_target(gray_model):
@@ -66,7 +68,8 @@ def test_nan_map_recorded_as_failed_not_replaced(gray_model):
     assert [result.failures["saliency"][i] for i in (0, 2, 3)] == [None, None, None]
     # The map is kept as computed: NaN at the corner, the gradient magnitudes elsewhere.
     assert np.isnan(result.maps["saliency"][1, 0, 0])
-    assert np.isfinite(result.maps["saliency"][1, 1:]).all() and result.maps["saliency"][1, 1:].max() > 0
+    assert np.isfinite(result.maps["saliency"][1, 1:]).all()
+    assert result.maps["saliency"][1, 1:].max() > 0
     assert result.failures["gradcam"] == [None] * 4
 
 
