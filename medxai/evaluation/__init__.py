@@ -7,8 +7,8 @@ Example:
 """
 
 from medxai.evaluation.explain_func import QuantusExplainFunc
-from medxai.evaluation.mosaic import FocusMosaics, build_focus_mosaics
-from medxai.evaluation.runner import EXPLANATION, Failure, SuiteResult, per_sample_scores, run_suite
+from medxai.evaluation.mosaic import FocusMosaics, build_focus_mosaics, plan_focus_mosaics, tile_mosaics
+from medxai.evaluation.runner import EXPLANATION, Failure, SuiteResult, merge_results, per_sample_scores, run_suite
 from medxai.evaluation.stats import (
     bootstrap_ci,
     describe,
@@ -31,9 +31,11 @@ from medxai.evaluation.suite import (
     validate_metric_names,
     validate_overrides,
 )
+from medxai.evaluation.writer import EvaluationReport, library_versions, write_evaluation
 
 __all__ = [
     "EXPLANATION",
+    "EvaluationReport",
     "MASK_METRICS",
     "METRIC_NAMES",
     "REGISTRY",
@@ -48,15 +50,20 @@ __all__ = [
     "describe",
     "get_spec",
     "holm_adjust",
+    "library_versions",
+    "merge_results",
     "normalise_means",
     "normalised_table",
     "pairwise_tests",
+    "plan_focus_mosaics",
     "per_sample_scores",
     "radar_figure",
     "rank_methods",
     "run_suite",
     "summarise",
+    "tile_mosaics",
     "validate_metric_names",
     "validate_overrides",
     "wilcoxon_paired",
+    "write_evaluation",
 ]

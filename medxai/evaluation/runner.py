@@ -135,6 +135,7 @@ def run_suite(
     metric_params: Mapping[str, Mapping[str, Any]] | None = None,
     seed: int = 0,
     batch_size: int = 64,
+    progress: bool = True,
 ) -> SuiteResult:
     """Score every method with every metric on the same samples.
 
@@ -152,6 +153,8 @@ def run_suite(
         metric_params: ``{metric: {parameter: value}}`` overriding the registry defaults.
         seed: Seed for every random draw of the run.
         batch_size: Samples per Quantus batch (and so per ``explain_func`` call).
+        progress: Log one INFO line per metric and per (metric, method) cell. Warnings about
+            failures are logged either way.
 
     Returns:
         Per-sample scores, failures with reasons, skipped metrics and timings.
@@ -185,6 +188,7 @@ def run_suite(
         batch_size=batch_size,
         device=str(parameter.device) if parameter is not None else None,
         result=SuiteResult(scores={method: {} for method in explain_funcs}),
+        progress=progress,
     )
     resolved = {name: _parameters(get_spec(name), geometry, overrides.get(name), seed) for name in names}
     run.share_max_sensitivity = _shares_sensitivity_perturbations(resolved)
@@ -197,6 +201,56 @@ def run_suite(
             log_prefix = f"Quantus {position}/{len(names)}: {name}"
             run.run_metric(get_spec(name), *resolved[name], log_prefix)
     return run.result
+
+
+def merge_results(parts: Sequence[tuple[np.ndarray, SuiteResult | None]], total: int) -> SuiteResult:
+    """Merge the results of several shards (e.g. DDP ranks) into one, in subset order.
+
+    Args:
+        parts: ``(positions, result)`` per shard: the positions (int ``(n,)``) of the shard's
+            samples in the whole subset, and its result (None for a shard without samples).
+        total: Number of samples in the whole subset.
+
+    Returns:
+        One result. A (method, metric) cell present on some shards only gets NaN at the
+        positions of the other shards, and those shards' failures explain why. Failures of the
+        same (method, metric) are combined: failed counts are summed, distinct reasons joined and
+        ``n_total`` set to ``total``.
+        ``seconds`` keeps the slowest shard per cell, the wall-clock time of a parallel run.
+    """
+    merged = SuiteResult()
+    failures: dict[tuple[str, str], list[Failure]] = {}
+    for positions, part in parts:
+        if part is None:
+            continue
+        index = np.asarray(positions, dtype=np.int64)
+        for method, per_metric in part.scores.items():
+            method_scores = merged.scores.setdefault(method, {})
+            for metric, values in per_metric.items():
+                column = method_scores.setdefault(metric, np.full(total, np.nan))
+                column[index] = values
+        for failure in part.failures:
+            failures.setdefault((failure.method, failure.metric), []).append(failure)
+        merged.skipped.update(part.skipped)
+        for name, info in part.metrics.items():
+            merged.metrics.setdefault(name, info)
+        for name, per_method in part.seconds.items():
+            for method, seconds in per_method.items():
+                previous = merged.seconds.setdefault(name, {}).get(method, 0.0)
+                merged.seconds[name][method] = max(previous, seconds)
+
+    for (method, metric), group in failures.items():
+        reasons = list(dict.fromkeys(failure.reason for failure in group))
+        merged.failures.append(
+            Failure(
+                method=method,
+                metric=metric,
+                reason="; ".join(reasons),
+                n_failed=sum(failure.n_failed for failure in group),
+                n_total=total,
+            )
+        )
+    return merged
 
 
 @dataclass
@@ -213,6 +267,7 @@ class _SuiteRun:
     batch_size: int
     device: str | None
     result: SuiteResult
+    progress: bool = True
     share_max_sensitivity: bool = False
     maps: dict[str, np.ndarray] = field(default_factory=dict)
     # MaxSensitivity outcomes computed during the AvgSensitivity pass, per method.
@@ -221,6 +276,10 @@ class _SuiteRun:
     @property
     def total(self) -> int:
         return int(self.x.shape[0])
+
+    def info(self, message: str, *args: Any) -> None:
+        if self.progress:
+            log.info(message, *args)
 
     def explain_all(self) -> None:
         """Compute each method's maps once; a method that raises is recorded and left out."""
@@ -251,22 +310,22 @@ class _SuiteRun:
         reason = _skip_reason(spec, self.masks, self.mosaics, self.total)
         if reason is not None:
             self.result.skipped[spec.name] = reason
-            log.info("%s skipped: %s", log_prefix, reason)
+            self.info("%s skipped: %s", log_prefix, reason)
             return
         if spec.name == MAX_SENSITIVITY and self.share_max_sensitivity and self.pending_max:
             self.result.metrics[spec.name]["computed_with"] = AVG_SENSITIVITY
-            log.info("%s from the %s perturbations", log_prefix, AVG_SENSITIVITY)
+            self.info("%s from the %s perturbations", log_prefix, AVG_SENSITIVITY)
             for method, outcome in self.pending_max.items():
-                _store(spec, method, outcome, self.total, self.result)
+                _store(spec, method, outcome, self.total, self.result, self.progress)
                 self.result.seconds.setdefault(spec.name, {})[method] = 0.0
             return
 
-        log.info("%s (%s) on %d samples", log_prefix, spec.property_name, self.total)
+        self.info("%s (%s) on %d samples", log_prefix, spec.property_name, self.total)
         for method in self.maps:
             started = time.perf_counter()
             outcome = self.score(spec, method, init_params, call_params)
             self.result.seconds.setdefault(spec.name, {})[method] = time.perf_counter() - started
-            _store(spec, method, outcome, self.total, self.result)
+            _store(spec, method, outcome, self.total, self.result, self.progress)
 
     def score(
         self, spec: MetricSpec, method: str, init_params: dict[str, Any], call_params: dict[str, Any]
@@ -294,7 +353,9 @@ class _SuiteRun:
         return outcome
 
 
-def _store(spec: MetricSpec, method: str, outcome: np.ndarray | Exception, total: int, result: SuiteResult) -> None:
+def _store(
+    spec: MetricSpec, method: str, outcome: np.ndarray | Exception, total: int, result: SuiteResult, progress: bool
+) -> None:
     """Store one (metric, method) outcome: its scores, and a failure if it raised or has NaN scores."""
     if isinstance(outcome, Exception):
         reason = f"{type(outcome).__name__}: {outcome}".strip()
@@ -309,8 +370,9 @@ def _store(spec: MetricSpec, method: str, outcome: np.ndarray | Exception, total
         log.warning("%s / %s %s", spec.name, method, reason)
         result.failures.append(Failure(method, spec.name, reason, bad, total))
     finite_scores = outcome[np.isfinite(outcome)]
-    mean = float(finite_scores.mean()) if finite_scores.size else float("nan")
-    log.info("  %s / %s: mean %.4f over %d samples", spec.name, method, mean, finite_scores.size)
+    if progress:
+        mean = float(finite_scores.mean()) if finite_scores.size else float("nan")
+        log.info("  %s / %s: mean %.4f over %d samples", spec.name, method, mean, finite_scores.size)
 
 
 class _SimilarityRecorder:
