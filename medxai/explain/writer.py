@@ -58,6 +58,11 @@ def write_explanations(
     names = [_class_name(class_names, int(label)) for label in result.labels]
     predicted = [_class_name(class_names, int(label)) for label in result.predictions]
 
+    # Class names can contain commas or slashes ("normal, benign"), so each gets its own line.
+    captions = [
+        f"#{index}\ntrue: {true}\npred: {pred}" for index, true, pred in zip(result.indices, names, predicted)
+    ]
+
     files: dict[str, list[str | None]] = {}
     for name, maps in result.maps.items():
         log.info("Rendering %s overlays of %d images", get_method(name).title, len(images))
@@ -66,15 +71,15 @@ def write_explanations(
             images[:grid_size],
             list(maps[:grid_size]),
             get_method(name).signed,
-            [f"#{index} {true} / {pred}" for index, true, pred in zip(result.indices, names, predicted)][:grid_size],
-            f"{get_method(name).title} (true / predicted)",
+            captions[:grid_size],
+            get_method(name).title,
         )
         io.save_figure(grid, out_dir / f"{name}_grid.png")
 
     summary = summary_figure(
         images[:summary_size],
         {get_method(name).title: (list(maps[:summary_size]), get_method(name).signed) for name, maps in result.maps.items()},
-        [f"#{index}\n{true} / {pred}" for index, true, pred in zip(result.indices, names, predicted)][:summary_size],
+        captions[:summary_size],
     )
     io.save_figure(summary, out_dir / "summary.png")
 
