@@ -87,9 +87,9 @@ class MedXAICLI(LightningCLI):
 
 def _explain_callbacks() -> list[tuple[str, type]]:
     """Return the CLI group names and classes of the explanation, Quantus and report callbacks."""
-    from callbacks import ExplanationCallback, ReportCallback
+    from callbacks import ExplanationCallback, QuantusCallback, ReportCallback
 
-    return [("explain", ExplanationCallback), ("report", ReportCallback)]
+    return [("explain", ExplanationCallback), ("quantus", QuantusCallback), ("report", ReportCallback)]
 
 
 def _configure_logging() -> None:
