@@ -13,9 +13,10 @@ import torch.distributed as dist
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from medmnist import INFO
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from medxai.data import sources
+from medxai.data.batched import BatchedTensorDataset, collate_batched
 from medxai.data.transforms import Augmentation, normalize, to_float
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ class MedMNISTDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled train batches; the last incomplete batch is dropped (BatchNorm needs > 1 sample)."""
-        dataset = TensorDataset(*self.split_arrays("train"))
+        dataset = BatchedTensorDataset(*self.split_arrays("train"))
         drop_last = len(dataset) > self.batch_size
         return self._loader(dataset, self.batch_size, shuffle=True, drop_last=drop_last)
 
@@ -216,7 +217,7 @@ class MedMNISTDataModule(pl.LightningDataModule):
         return self._eval_loader("test")
 
     def _eval_loader(self, split: str) -> DataLoader:
-        dataset = TensorDataset(*self.split_arrays(split))
+        dataset = BatchedTensorDataset(*self.split_arrays(split))
         sampler = None
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             # Lightning's default DistributedSampler pads the split so every rank gets the same
@@ -225,11 +226,14 @@ class MedMNISTDataModule(pl.LightningDataModule):
         return self._loader(dataset, self.eval_batch_size, shuffle=False, drop_last=False, sampler=sampler)
 
     def _loader(
-        self, dataset: TensorDataset, batch_size: int, shuffle: bool, drop_last: bool, sampler: Any = None
+        self, dataset: BatchedTensorDataset, batch_size: int, shuffle: bool, drop_last: bool, sampler: Any = None
     ) -> DataLoader:
+        # Each batch is one gather per tensor (see BatchedTensorDataset), not a per-sample
+        # read and stack. The sampler stays a plain argument so Lightning can replace it under DDP.
         return DataLoader(
             dataset,
             batch_size=batch_size,
+            collate_fn=collate_batched,
             shuffle=shuffle if sampler is None else False,
             sampler=sampler,
             drop_last=drop_last,
