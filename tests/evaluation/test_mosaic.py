@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import quantus
 
-from medxai.evaluation.mosaic import build_focus_mosaics
+from medxai.evaluation.mosaic import build_focus_mosaics, plan_focus_mosaics, tile_mosaics
 from tests.evaluation.helpers import TinyNet
 
 
@@ -75,3 +75,12 @@ def test_invalid_anchor_and_shapes():
         build_focus_mosaics(images, labels[:3], anchors=np.array([0]))
     with pytest.raises(ValueError, match=r"Expected \(P, C, H, W\)"):
         build_focus_mosaics(images[:, 0], labels, anchors=np.array([0]))
+
+
+def test_plan_then_tile_equals_build():
+    images, labels = _pool()
+    built = build_focus_mosaics(images, labels, anchors=np.arange(5), seed=2)
+    sources, positions = plan_focus_mosaics(labels, np.arange(5), seed=2)
+    np.testing.assert_array_equal(sources, built.sources)
+    np.testing.assert_array_equal(positions, built.positions)
+    np.testing.assert_array_equal(tile_mosaics(images, sources), built.images)

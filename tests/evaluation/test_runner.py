@@ -8,7 +8,7 @@ import quantus
 import torch
 
 from medxai.evaluation import QuantusExplainFunc, build_focus_mosaics, run_suite
-from medxai.evaluation.runner import EXPLANATION, per_sample_scores
+from medxai.evaluation.runner import EXPLANATION, Failure, SuiteResult, merge_results, per_sample_scores
 from medxai.evaluation.suite import MASK_METRICS, METRIC_NAMES, get_spec
 from tests.evaluation.helpers import TinyNet, synthetic_test_batch
 
@@ -204,3 +204,21 @@ def test_invalid_arguments(batch, funcs):
         run_suite(model, x, y, funcs, num_classes=2, masks=masks[:, :, :14, :14])
     with pytest.raises(ValueError, match="Invalid inputs/targets"):
         run_suite(model, x, y[:3], funcs, num_classes=2)
+
+
+def test_merge_results_in_subset_order():
+    first = SuiteResult(scores={"m": {"A": np.array([1.0, 3.0]), "B": np.array([5.0, 6.0])}})
+    second = SuiteResult(
+        scores={"m": {"A": np.array([2.0])}},
+        failures=[Failure("m", "B", "ValueError: boom", 1, 1)],
+        skipped={"PointingGame": "no masks"},
+        seconds={"A": {"m": 4.0}},
+    )
+    first.seconds = {"A": {"m": 2.0}}
+    merged = merge_results([(np.array([0, 2]), first), (np.array([1]), second), (np.array([], dtype=int), None)], 3)
+
+    np.testing.assert_array_equal(merged.scores["m"]["A"], [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(merged.scores["m"]["B"], [5.0, np.nan, 6.0])
+    assert merged.failures == [Failure("m", "B", "ValueError: boom", 1, 3)]
+    assert merged.skipped == {"PointingGame": "no masks"}
+    assert merged.seconds == {"A": {"m": 4.0}}
