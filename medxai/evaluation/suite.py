@@ -8,10 +8,11 @@ overrides into a ready Quantus metric.
 
 Defaults that every entry shares:
 
-* ``normalise_func_kwargs={"normalise_axes": (1, 2, 3)}`` for metrics that normalise. Quantus
-  0.6.0's ``normalise_by_max`` divides by the maximum over the whole batch by default, so a
-  sample's score would depend on which samples share its batch (and so on ``batch_size`` and
-  on the DDP shard). Per-sample normalisation removes that coupling.
+* ``normalise_func=normalise_by_max_per_sample`` for every metric, used where ``normalise`` is
+  on. Quantus 0.6.0's default ``normalise_by_max`` divides by the maximum over the whole
+  batch, so a sample's score would depend on which samples share its batch (and so on
+  ``batch_size`` and on the DDP shard). Dividing each map by its own maximum removes that
+  coupling.
 * ``disable_warnings=True`` and ``display_progressbar=False``: medxai logs one line per metric.
 * ``return_aggregate=False``: medxai keeps one score per sample and aggregates itself.
 
@@ -27,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import quantus
 from quantus.helpers.enums import ScoreDirection
 
@@ -118,9 +120,26 @@ class MetricSpec:
         return self.quantus_direction
 
 
+def normalise_by_max_per_sample(a: np.ndarray, **kwargs: Any) -> np.ndarray:
+    """Divide each sample's map by its own maximum absolute value.
+
+    Args:
+        a: Maps ``(N, ...)``.
+        **kwargs: Ignored; Quantus may pass normalisation keywords.
+
+    Returns:
+        float ``(N, ...)`` with values in [-1, 1]. A map that is zero everywhere stays zero,
+        as Quantus's ``normalise_by_max`` leaves an all-zero batch, instead of becoming NaN.
+    """
+    array = np.asarray(a)
+    peak = np.abs(array).reshape(array.shape[0], -1).max(axis=1) if array.size else np.zeros(0)
+    peak = np.where(peak > 0, peak, 1.0).reshape((-1,) + (1,) * (array.ndim - 1))
+    return array / peak
+
+
 def _normalise_per_sample() -> dict[str, Any]:
     """Return the parameters that make Quantus normalise each sample's map by its own maximum."""
-    return {"normalise_func_kwargs": {"normalise_axes": (1, 2, 3)}}
+    return {"normalise_func": normalise_by_max_per_sample}
 
 
 def _common() -> dict[str, Any]:
@@ -154,7 +173,8 @@ def _region_perturbation(geometry: InputGeometry) -> dict[str, Any]:
 
 def _sensitivity(geometry: InputGeometry) -> dict[str, Any]:
     # Uniform noise in [-0.2, 0.2] in standardised input units (Quantus's default radius).
-    return {**_common(), "nr_samples": 10, "lower_bound": 0.2}
+    # Quantus compares raw maps here (normalise=False). The per-sample function applies if a user turns it on.
+    return {**_common(), **_normalise_per_sample(), "nr_samples": 10, "lower_bound": 0.2}
 
 
 def _plain(geometry: InputGeometry) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import quantus
 from quantus.helpers.enums import EvaluationCategory, ScoreDirection
@@ -13,6 +14,7 @@ from medxai.evaluation.suite import (
     allowed_parameters,
     build_metric,
     get_spec,
+    normalise_by_max_per_sample,
     resolve_parameters,
     validate_metric_names,
     validate_overrides,
@@ -132,3 +134,19 @@ def test_override_validation():
 def test_allowed_parameters_include_softmax():
     assert "softmax" in allowed_parameters(get_spec("Complexity"))
     assert "nr_samples" in allowed_parameters(get_spec("AvgSensitivity"))
+
+
+def test_per_sample_normalisation():
+    maps = np.array([[[1.0, -4.0]], [[0.0, 0.0]], [[0.5, 0.25]]])
+    normalised = normalise_by_max_per_sample(maps)
+    np.testing.assert_allclose(normalised, [[[0.25, -1.0]], [[0.0, 0.0]], [[1.0, 0.5]]])
+
+
+def test_normalisation_independent_of_batch():
+    maps = np.random.default_rng(0).random((4, 1, 28, 28)) * np.array([1.0, 10.0, 100.0, 1000.0])[:, None, None, None]
+    for name in METRIC_NAMES:
+        init_params, _ = resolve_parameters(get_spec(name), GRAY_28)
+        normalise = build_metric(get_spec(name), init_params).normalise_func
+        np.testing.assert_allclose(normalise(maps)[:1], normalise(maps[:1]), err_msg=name)
+    # Quantus's own default couples samples, which is what the registry avoids.
+    assert not np.allclose(quantus.normalise_func.normalise_by_max(maps)[:1], quantus.normalise_func.normalise_by_max(maps[:1]))
