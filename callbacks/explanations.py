@@ -59,6 +59,7 @@ class ExplanationCallback(Callback):
         summary_size: Images (rows) in the summary figure.
         grid_size: Images in each method's grid figure.
         progress: Show a tqdm bar over the batches of each method (rank 0 only).
+        enabled: Switch the callback off without removing it from the config.
 
     Raises:
         ValueError: If a setting is invalid; the message names it and the allowed values.
@@ -89,6 +90,7 @@ class ExplanationCallback(Callback):
         summary_size: int = 8,
         grid_size: int = 64,
         progress: bool = True,
+        enabled: bool = True,
     ) -> None:
         super().__init__()
         self.methods = _check_methods(methods)
@@ -120,9 +122,12 @@ class ExplanationCallback(Callback):
         self.summary_size = summary_size
         self.grid_size = grid_size
         self.progress = progress
+        self.enabled = enabled
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Check the model, its target layer and the datamodule before any work is done."""
+        if not self.enabled:
+            return
         model = _explained_model(pl_module)
         if any(get_method(name).uses_layer for name in self.methods):
             resolve_layer(model, self.layer)
@@ -130,7 +135,7 @@ class ExplanationCallback(Callback):
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Explain the test subset once testing has finished."""
-        if trainer.sanity_checking:
+        if not self.enabled or trainer.sanity_checking:
             return
         self._explain_test_subset(trainer, pl_module)
 

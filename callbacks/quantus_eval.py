@@ -90,6 +90,7 @@ class QuantusCallback(Callback):
             (e.g. ``{"AvgSensitivity": {"nr_samples": 30}}``).
         confidence: Level of the bootstrap confidence intervals.
         n_resamples: Bootstrap resamples.
+        enabled: Switch the callback off without removing it from the config.
 
     Raises:
         ValueError: If a setting is invalid; the message names it and the allowed values.
@@ -120,6 +121,7 @@ class QuantusCallback(Callback):
         metric_params: Mapping[str, Mapping[str, Any]] | None = None,
         confidence: float = 0.95,
         n_resamples: int = 2000,
+        enabled: bool = True,
     ) -> None:
         super().__init__()
         self.methods = _check_methods(methods)
@@ -146,9 +148,12 @@ class QuantusCallback(Callback):
         self.metric_params = validate_overrides(metric_params)
         self.confidence = confidence
         self.n_resamples = n_resamples
+        self.enabled = enabled
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Check the model, its target layer and the datamodule before any work is done."""
+        if not self.enabled:
+            return
         model = _explained_model(pl_module)
         if any(get_method(name).uses_layer for name in self.methods):
             resolve_layer(model, self.layer)
@@ -156,7 +161,7 @@ class QuantusCallback(Callback):
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Score the methods on the test subset once testing has finished."""
-        if trainer.sanity_checking:
+        if not self.enabled or trainer.sanity_checking:
             return
         self._evaluate(trainer, pl_module)
 

@@ -19,6 +19,10 @@ FAST_CALLBACKS = [
     "--explain.subset_size=4",
     "--explain.methods=[gradcam, ig]",
     "--explain.ig_steps=8",
+    "--quantus.subset_size=4",
+    "--quantus.methods=[gradcam]",
+    "--quantus.metrics=[Complexity, Sparseness, MaxSensitivity]",
+    "--quantus.n_resamples=100",
     "--trainer.enable_progress_bar=false",
 ]
 
@@ -59,6 +63,7 @@ def test_fit_then_test_from_checkpoint(tmp_path: Path):
     index = json.loads((run_dir / "explanations" / "explanations.json").read_text())
     assert index
     assert (run_dir / "explanations" / "attributions.npz").is_file()
+    assert (run_dir / "quantus" / "summary.csv").is_file()
     assert (run_dir / "report.html").is_file()
 
     test = run_medxai(["test", *common, f"--ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"], tmp_path, root)
