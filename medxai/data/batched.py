@@ -4,7 +4,7 @@ PyTorch's DataLoader normally reads a batch as ``[dataset[i] for i in indices]``
 stacks the samples in ``collate_fn``: one Python call and one small copy per sample. For
 tensors already in memory, :class:`BatchedTensorDataset` implements ``__getitems__`` (which
 ``torch.utils.data``'s map-style fetcher calls when it exists) to gather the whole batch with
-``tensor[indices]``, and :func:`collate_batched` passes that batch through unchanged.
+one ``index_select`` per tensor, and :func:`collate_batched` passes that batch through unchanged.
 
 Samplers are untouched: the DataLoader still has a ``batch_size`` and a ``sampler``, so
 Lightning can swap in its ``DistributedSampler`` under DDP, and an explicit
@@ -42,7 +42,9 @@ class BatchedTensorDataset(TensorDataset):
             One tensor per dataset tensor, each ``(B, ...)``, on the tensors' device.
         """
         index = torch.as_tensor(indices, dtype=torch.long)
-        return tuple(tensor[index] for tensor in self.tensors)
+        # index_select copies whole rows. Advanced indexing (tensor[index]) was 10 to 40 times
+        # slower for uint8 images on CPU in torch 2.14 (benchmarks/bench_loader.py).
+        return tuple(tensor.index_select(0, index.to(tensor.device)) for tensor in self.tensors)
 
 
 def collate_batched(batch: Any) -> Any:
