@@ -316,7 +316,7 @@ class _SuiteRun:
             self.result.metrics[spec.name]["computed_with"] = AVG_SENSITIVITY
             self.info("%s from the %s perturbations", log_prefix, AVG_SENSITIVITY)
             for method, outcome in self.pending_max.items():
-                _store(spec, method, outcome, self.total, self.result, self.progress)
+                self.store(spec, method, outcome)
                 self.result.seconds.setdefault(spec.name, {})[method] = 0.0
             return
 
@@ -325,7 +325,35 @@ class _SuiteRun:
             started = time.perf_counter()
             outcome = self.score(spec, method, init_params, call_params)
             self.result.seconds.setdefault(spec.name, {})[method] = time.perf_counter() - started
-            _store(spec, method, outcome, self.total, self.result, self.progress)
+            self.store(spec, method, outcome)
+
+    def store(self, spec: MetricSpec, method: str, outcome: np.ndarray | Exception) -> None:
+        """Store one (metric, method) outcome: its scores, and a failure if it raised or has NaN scores."""
+        if isinstance(outcome, Exception):
+            reason = f"{type(outcome).__name__}: {outcome}".strip()
+            log.warning("%s / %s failed: %s", spec.name, method, reason)
+            self.result.failures.append(Failure(method, spec.name, reason, self.total, self.total))
+            return
+
+        self.result.scores[method][spec.name] = outcome
+        bad = ~np.isfinite(outcome)
+        if bad.any():
+            reason = f"returned NaN or infinite scores for {int(bad.sum())} of {self.total} samples"
+            reason += self._zero_map_hint(spec, method, bad)
+            log.warning("%s / %s %s", spec.name, method, reason)
+            self.result.failures.append(Failure(method, spec.name, reason, int(bad.sum()), self.total))
+        if self.progress:
+            finite_scores = outcome[~bad]
+            mean = float(finite_scores.mean()) if finite_scores.size else float("nan")
+            log.info("  %s / %s: mean %.4f over %d samples", spec.name, method, mean, finite_scores.size)
+
+    def _zero_map_hint(self, spec: MetricSpec, method: str, bad: np.ndarray) -> str:
+        """Say how many of the failed samples have an all-zero map, a common cause of NaN scores."""
+        if REQUIRES_MOSAICS in spec.requires or method not in self.maps:
+            return ""
+        maps = self.maps[method].reshape(self.total, -1)
+        zero = int((np.all(maps == 0, axis=1) & bad).sum())
+        return f" ({zero} of them have an all-zero {method} map)" if zero else ""
 
     def score(
         self, spec: MetricSpec, method: str, init_params: dict[str, Any], call_params: dict[str, Any]
@@ -351,28 +379,6 @@ class _SuiteRun:
         if recorder is not None:
             self.pending_max[method] = outcome if isinstance(outcome, Exception) else recorder.maximum()
         return outcome
-
-
-def _store(
-    spec: MetricSpec, method: str, outcome: np.ndarray | Exception, total: int, result: SuiteResult, progress: bool
-) -> None:
-    """Store one (metric, method) outcome: its scores, and a failure if it raised or has NaN scores."""
-    if isinstance(outcome, Exception):
-        reason = f"{type(outcome).__name__}: {outcome}".strip()
-        log.warning("%s / %s failed: %s", spec.name, method, reason)
-        result.failures.append(Failure(method, spec.name, reason, total, total))
-        return
-
-    result.scores[method][spec.name] = outcome
-    bad = int((~np.isfinite(outcome)).sum())
-    if bad:
-        reason = f"returned NaN or infinite scores for {bad} of {total} samples"
-        log.warning("%s / %s %s", spec.name, method, reason)
-        result.failures.append(Failure(method, spec.name, reason, bad, total))
-    finite_scores = outcome[np.isfinite(outcome)]
-    if progress:
-        mean = float(finite_scores.mean()) if finite_scores.size else float("nan")
-        log.info("  %s / %s: mean %.4f over %d samples", spec.name, method, mean, finite_scores.size)
 
 
 class _SimilarityRecorder:

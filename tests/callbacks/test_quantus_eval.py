@@ -18,6 +18,7 @@ from callbacks.quantus_eval import QuantusCallback
 from medxai.data import MedMNISTDataModule
 from medxai.evaluation.suite import MASK_METRICS, METRIC_NAMES
 from medxai.module import MedMNISTClassifier
+from tests.cli_runs import run_console, run_dirs
 from tests.evaluation.helpers import SyntheticDataModule, TinyModule
 
 FAST = {
@@ -225,3 +226,38 @@ def test_ddp_two_ranks_match_one_process(tmp_path):
     for method in ("gradcam", "saliency"):
         for metric in metrics:
             np.testing.assert_allclose(scores["scores"][method][metric], reference["scores"][method][metric], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_console_test_reruns_evaluation_from_checkpoint(tmp_path):
+    args = [
+        "--data.dataset=synthetic",
+        "--data.synthetic_samples=[64, 16, 24]",
+        "--data.batch_size=32",
+        f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.accelerator=cpu",
+        "--trainer.max_epochs=1",
+        "--trainer.enable_progress_bar=false",
+        "--explain.subset_size=2",
+        "--explain.methods=[saliency]",
+        "--quantus.subset_size=6",
+        "--quantus.methods=[gradcam, saliency]",
+        "--quantus.metrics=[Complexity, PointingGame, Focus, RandomLogit]",
+        "--quantus.n_resamples=100",
+    ]
+    fitted = run_console(["fit", *args], timeout=600)
+    assert fitted.returncode == 0, fitted.stderr[-3000:]
+    first_run = run_dirs(tmp_path)[0]
+    checkpoint = next((first_run / "checkpoints").glob("best-*.ckpt"))
+
+    tested = run_console(
+        ["test", f"--config={first_run / 'config.yaml'}", f"--ckpt_path={checkpoint}"], timeout=600
+    )
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    second_run = run_dirs(tmp_path)[1]
+
+    first = json.loads((first_run / "quantus" / "scores.json").read_text())
+    second = json.loads((second_run / "quantus" / "scores.json").read_text())
+    assert second["config"]["checkpoint"] == str(checkpoint)
+    assert set(second["scores"]["gradcam"]) == {"Complexity", "PointingGame", "Focus", "RandomLogit"}
+    assert second["scores"] == first["scores"]

@@ -222,3 +222,18 @@ def test_merge_results_in_subset_order():
     assert merged.failures == [Failure("m", "B", "ValueError: boom", 1, 3)]
     assert merged.skipped == {"PointingGame": "no masks"}
     assert merged.seconds == {"A": {"m": 4.0}}
+
+
+def test_nan_reason_counts_all_zero_maps(batch):
+    x, y, _ = batch
+
+    def zero_first(model, inputs, targets, **kwargs):
+        maps = np.random.default_rng(0).random((len(inputs), 1, 28, 28)).astype(np.float32)
+        maps[0] = 0.0
+        return maps
+
+    result = run_suite(TinyNet().eval(), x, y, {"half": zero_first}, ["Complexity"], num_classes=2)
+    assert np.isnan(result.scores["half"]["Complexity"][0])
+    failure = result.failures[0]
+    assert failure.n_failed == 1
+    assert failure.reason.endswith("(1 of them have an all-zero half map)")
