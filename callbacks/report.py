@@ -48,6 +48,8 @@ class ReportCallback(Callback):
         after_fit: Write the page when fit ends.
         after_test: Write the page when test ends.
         max_grid_samples: Most samples shown as rows of the attribution grid (at least 1).
+        enabled: Switch the callback off without removing it from the config; the same as
+            setting both ``after_fit`` and ``after_test`` to false.
 
     Raises:
         ValueError: If ``max_grid_samples`` is not a positive integer or a flag is not a bool.
@@ -68,35 +70,38 @@ class ReportCallback(Callback):
         after_fit: bool = True,
         after_test: bool = True,
         max_grid_samples: int = DEFAULT_MAX_GRID_SAMPLES,
+        enabled: bool = True,
     ) -> None:
         for name, value in (("after_fit", after_fit), ("after_test", after_test)):
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be true or false, got {value!r}")
         validate_max_grid_samples(max_grid_samples)
-        self.after_fit = after_fit
-        self.after_test = after_test
+        self.after_fit = after_fit and enabled
+        self.after_test = after_test and enabled
         self.max_grid_samples = max_grid_samples
         self._last_snapshot: Snapshot | None = None
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Write the page once testing ends."""
+        # trainer.log_dir broadcasts from rank 0 under DDP, so every rank must read it.
+        log_dir = _log_dir(trainer)
         if not self.after_test or not trainer.is_global_zero:
             return
-        self._write(trainer)
+        self._write(trainer, log_dir)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Write the page after fit, and rewrite it after test if the log dir changed since."""
+        # trainer.log_dir broadcasts from rank 0 under DDP, so every rank must read it.
+        log_dir = _log_dir(trainer)
         if not trainer.is_global_zero:
             return
         if stage == "fit" and self.after_fit:
-            self._write(trainer)
+            self._write(trainer, log_dir)
         elif stage == "test" and self.after_test:
-            log_dir = _log_dir(trainer)
             if log_dir is not None and _snapshot(log_dir) != self._last_snapshot:
-                self._write(trainer)
+                self._write(trainer, log_dir)
 
-    def _write(self, trainer: pl.Trainer) -> None:
-        log_dir = _log_dir(trainer)
+    def _write(self, trainer: pl.Trainer, log_dir: Path | None) -> None:
         if log_dir is None:
             rank_zero_warn("ReportCallback: the trainer has no log dir, so no report.html is written.")
             return
@@ -118,7 +123,8 @@ class ReportCallback(Callback):
 
 
 def _log_dir(trainer: pl.Trainer) -> Path | None:
-    return Path(trainer.log_dir) if trainer.log_dir else None
+    log_dir = trainer.log_dir
+    return Path(log_dir) if log_dir else None
 
 
 def _snapshot(log_dir: Path) -> Snapshot:
