@@ -1,14 +1,19 @@
-"""Checks that a checkpoint fits the data it is about to be evaluated on."""
+"""Checkpoint helpers: checks that a checkpoint fits the data, resume lookup and RNG states."""
 
 from __future__ import annotations
 
 import logging
 import pickle
+import random
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
+import numpy as np
 import torch
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
 log = logging.getLogger(__name__)
@@ -64,3 +69,88 @@ def check_checkpoint_matches(ckpt_path: str | Path | None, datamodule: Any) -> N
             f"Checkpoint {ckpt_path} was trained on '{hparams['dataset']}' and is evaluated on "
             f"'{datamodule.dataset_name}'."
         )
+
+
+def find_last_checkpoint(trainer: pl.Trainer, filename: str) -> tuple[Path | None, Path | None]:
+    """Find the newest checkpoint called ``filename`` that any run under the trainer's log root wrote.
+
+    Lightning resolves ``ckpt_path="last"`` in the current run's checkpoint folder only, and
+    every start of ``medxai fit`` opens a new, empty ``version_N`` folder. This searches the
+    ``checkpoints/`` folder of every run of the first logger (``<root_dir>/*/checkpoints/``),
+    or ``<default_root_dir>/checkpoints/`` when there is no logger.
+
+    Args:
+        trainer: The trainer of the run about to start; nothing has been written yet.
+        filename: File name of the last checkpoint, e.g. ``last.ckpt``.
+
+    Returns:
+        The most recently modified match (``None`` if there is none) and the folder searched.
+        For another logger type than TensorBoard or CSV, ``(None, None)``.
+    """
+    logger = trainer.logger
+    if logger is None:
+        folder = Path(trainer.default_root_dir) / "checkpoints"
+        candidates = [folder / filename]
+    elif isinstance(logger, (TensorBoardLogger, CSVLogger)):
+        folder = Path(logger.root_dir)
+        candidates = list(folder.glob(f"*/checkpoints/{filename}"))
+    else:
+        return None, None
+    found = [path for path in candidates if path.is_file()]
+    if not found:
+        return None, folder
+    return max(found, key=lambda path: path.stat().st_mtime_ns), folder
+
+
+def continue_run_folder(trainer: pl.Trainer, checkpoint: Path) -> Path | None:
+    """Make the trainer's logger write into the run folder that contains ``checkpoint``.
+
+    Call before fit starts: the logger must not have created its folder yet. Without a
+    logger the checkpoints already go to one fixed folder, so nothing changes.
+
+    Args:
+        trainer: The trainer about to resume.
+        checkpoint: ``<root_dir>/<run>/checkpoints/<file>`` as found by :func:`find_last_checkpoint`.
+
+    Returns:
+        The run folder now used, or ``None`` without a logger.
+    """
+    logger = trainer.logger
+    if not isinstance(logger, (TensorBoardLogger, CSVLogger)):
+        return None
+    run_dir = checkpoint.parent.parent
+    match = re.fullmatch(r"version_(\d+)", run_dir.name)
+    # Both loggers resolve their version lazily from `_version`. Lightning 2.6 has no public
+    # setter, and a new logger would drop the user's other logger settings.
+    logger._version = int(match.group(1)) if match else run_dir.name
+    return run_dir
+
+
+def collect_rng_states() -> dict[str, Any]:
+    """Return the states of Python's, NumPy's and torch's global random number generators.
+
+    These decide the shuffling order and the augmentation of the next epoch. Every value is
+    a plain type or a CPU tensor (NumPy's state array becomes a list of ints), so a checkpoint
+    that contains them loads with ``torch.load(weights_only=True)``.
+    """
+    kind, keys, position, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
+    states: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": [str(kind), keys.tolist(), int(position), int(has_gauss), float(cached_gaussian)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    """Set the global random number generators to states from :func:`collect_rng_states`."""
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    kind, keys, position, has_gauss, cached_gaussian = states["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached_gaussian))
+    torch.set_rng_state(states["torch"].cpu())
+    cuda_states = states.get("cuda")
+    if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([state.cpu() for state in cuda_states])

@@ -10,19 +10,28 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from argparse import ArgumentError
+from pathlib import Path
 from typing import Any
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from medxai.checkpoints import check_checkpoint_matches
+from medxai.checkpoints import (
+    check_checkpoint_matches,
+    continue_run_folder,
+    find_last_checkpoint,
+    read_hyperparameters,
+)
 from medxai.data import MedMNISTDataModule
 from medxai.module import MedMNISTClassifier
 
 log = logging.getLogger(__name__)
 
 DEBUG_ENV = "MEDXAI_DEBUG"
+SUBCOMMANDS: tuple[str, ...] = ("fit", "validate", "test", "predict")
 
 # Values the model takes from the datamodule, so they are never typed twice.
 LINKED_FROM_DATA: tuple[tuple[str, str], ...] = (
@@ -68,13 +77,74 @@ class MedXAICLI(LightningCLI):
             help="After fit, test the best checkpoint (this runs the explain, quantus and report callbacks).",
         )
 
+    def _parse_ckpt_path(self) -> None:
+        """Reject an unreadable checkpoint file in one line before LightningCLI reads its hyperparameters."""
+        # NOTE: overrides a private LightningCLI 2.6 method, which torch.load()s the file and
+        # would end in a traceback for a truncated or foreign file.
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and Path(ckpt_path).is_file():
+            read_hyperparameters(ckpt_path)
+        super()._parse_ckpt_path()
+
+    def before_fit(self) -> None:
+        """Check the inputs before anything is written, and resume the newest run for ``--ckpt_path last``."""
+        self._check_before_run()
+        self._resolve_last_checkpoint(resume=True)
+        check_checkpoint_matches(self.config_init["fit"].get("ckpt_path"), self.datamodule)
+
     def before_test(self) -> None:
-        """Reject a checkpoint trained on other data before Lightning fails with a size mismatch."""
-        ckpt_path = self.config_init[self.subcommand].get("ckpt_path")
-        check_checkpoint_matches(ckpt_path, self.datamodule)
+        """Check the inputs and reject a checkpoint trained on other data, before anything is written."""
+        self._check_before_run()
+        self._resolve_last_checkpoint(resume=False)
+        check_checkpoint_matches(self.config_init[self.subcommand].get("ckpt_path"), self.datamodule)
 
     before_validate = before_test
     before_predict = before_test
+
+    def _check_before_run(self) -> None:
+        """Validate what would otherwise fail after the logger has created the run folder."""
+        config = self.config_init[self.subcommand]
+        if config.get("weights_only") is None:
+            # Checkpoints load without unpickling arbitrary objects unless --weights_only=false is given.
+            config["weights_only"] = True
+        _check_writable(self.trainer)
+        self.datamodule.check_data()
+        _check_target_layers(self.trainer, self.model)
+
+    def _resolve_last_checkpoint(self, resume: bool) -> None:
+        """Replace ``--ckpt_path last`` with the newest last checkpoint of any run under the log root.
+
+        Lightning alone would look only in the new run's empty folder. When ``resume`` is true
+        (fit), the logger also continues in the folder of that checkpoint's run, so its
+        checkpoints, TensorBoard events and results stay together.
+        """
+        config = self.config_init[self.subcommand]
+        last = config.get("last_checkpoint")
+        # With a fixed --last_checkpoint.dirpath, Lightning finds the file itself.
+        if config.get("ckpt_path") != "last" or last is None or last.dirpath:
+            return
+        filename = f"{last.filename}{last.FILE_EXTENSION}"
+        checkpoint, searched = find_last_checkpoint(self.trainer, filename)
+        if searched is None:
+            return  # Another logger type: leave "last" to Lightning.
+        if checkpoint is None and not resume:
+            raise ValueError(
+                f"--ckpt_path last: no {filename} found under {searched}. "
+                "Pass the path of a checkpoint file, or the --trainer.default_root_dir of the run."
+            )
+        if checkpoint is None:
+            rank_zero_warn(
+                f"--ckpt_path last: no {filename} found under {searched}, so training starts from scratch."
+            )
+            config["ckpt_path"] = None
+            return
+        config["ckpt_path"] = str(checkpoint)
+        if resume:
+            run_dir = continue_run_folder(self.trainer, checkpoint) or checkpoint.parent
+            rank_zero_info(f"Resuming from {checkpoint}. The run continues in {run_dir}.")
+        else:
+            rank_zero_info(f"Using the newest last checkpoint, {checkpoint}.")
 
     def after_fit(self) -> None:
         """Test the best checkpoint (or the last weights when none was saved)."""
@@ -82,7 +152,10 @@ class MedXAICLI(LightningCLI):
             return
         checkpoint = self.trainer.checkpoint_callback
         best = getattr(checkpoint, "best_model_path", "") if checkpoint else ""
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
+        weights_only = self.config_init["fit"].get("weights_only", True)
+        self.trainer.test(
+            self.model, datamodule=self.datamodule, ckpt_path=best or None, weights_only=weights_only
+        )
 
 
 def _explain_callbacks() -> list[tuple[str, type]]:
@@ -90,6 +163,44 @@ def _explain_callbacks() -> list[tuple[str, type]]:
     from callbacks import ExplanationCallback, QuantusCallback, ReportCallback
 
     return [("explain", ExplanationCallback), ("quantus", QuantusCallback), ("report", ReportCallback)]
+
+
+def _check_writable(trainer: Any) -> None:
+    """Raise OSError if the run's output folders cannot be created or written. Creates nothing."""
+    folders = [Path(trainer.default_root_dir)]
+    folders += [Path(logger.save_dir) for logger in trainer.loggers if logger.save_dir]
+    for folder in folders:
+        existing = folder.absolute()
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+            continue
+        is_file = existing.exists() and not existing.is_dir()
+        problem = "is a file, not a folder" if is_file else "is not writable"
+        raise OSError(
+            f"Cannot write run outputs to '{folder}': '{existing}' {problem}. "
+            "Choose a writable folder with --trainer.default_root_dir."
+        )
+
+
+def _check_target_layers(trainer: Any, model: Any) -> None:
+    """Raise ValueError if a callback's target layer is missing from the model.
+
+    The callbacks check again in their ``setup``, but only after the logger has created the run folder.
+    """
+    from medxai.explain.layers import resolve_layer
+    from medxai.explain.methods import get_method
+
+    groups = {callback_class: name for name, callback_class in _explain_callbacks()}
+    for callback in trainer.callbacks:
+        group = groups.get(type(callback))
+        methods = getattr(callback, "methods", ())
+        if group is None or not any(get_method(name).uses_layer for name in methods):
+            continue
+        try:
+            resolve_layer(model.model, callback.layer)
+        except ValueError as err:
+            raise ValueError(f"Invalid --{group}.layer: {err}") from err
 
 
 def _configure_logging() -> None:
@@ -110,6 +221,8 @@ def build_cli(args: Any = None, run: bool = True) -> MedXAICLI:
         MedMNISTDataModule,
         seed_everything_default=42,
         save_config_kwargs={"overwrite": True},
+        # Raise parse errors instead of printing the whole usage, so main() reports them in one line.
+        parser_kwargs={"exit_on_error": False, **{name: {"exit_on_error": False} for name in SUBCOMMANDS}},
         args=args,
         run=run,
     )
@@ -121,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     Invalid settings and data end with a one-line ``medxai: error: ...`` on stderr and exit
     status 2. Set ``MEDXAI_DEBUG=1`` to see the full traceback instead.
     """
+    from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else argv
     _configure_logging()
     if argv and argv[0] == "report":
@@ -128,7 +242,15 @@ def main(argv: list[str] | None = None) -> int:
 
         return report_main(argv[1:], prog="medxai report")
     try:
-        build_cli(argv)
+        # LightningCLI warns when it gets `args` while sys.argv contains arguments too.
+        build_cli(None if from_command_line else argv)
+    except ArgumentError as err:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        command = f"medxai {argv[0]}" if argv and argv[0] in SUBCOMMANDS else "medxai"
+        message = " ".join(str(err).split()).rstrip(".")
+        sys.stderr.write(f"medxai: error: {message}. Run '{command} --help' to list the valid options.\n")
+        return 2
     except (ValueError, OSError, MisconfigurationException) as err:
         if os.environ.get(DEBUG_ENV):
             raise

@@ -15,6 +15,7 @@ from medmnist import INFO
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from medxai.checkpoints import collect_rng_states, restore_rng_states
 from medxai.data import sources
 from medxai.data.batched import BatchedTensorDataset, collate_batched
 from medxai.data.transforms import Augmentation, normalize, to_float
@@ -122,6 +123,16 @@ class MedMNISTDataModule(pl.LightningDataModule):
         """Download the file if requested (runs on one process per node)."""
         if self.dataset_name != SYNTHETIC:
             sources.fetch(self._npz_file(), self.download)
+
+    def check_data(self) -> None:
+        """Load and validate the splits now, so that bad data stops a run before it writes files.
+
+        A missing file that ``download`` will fetch is left to :meth:`prepare_data`, which
+        Lightning runs on one process per node.
+        """
+        if self.dataset_name != SYNTHETIC and self.download and not self._npz_file().path.is_file():
+            return
+        self.setup()
 
     def setup(self, stage: str | None = None) -> None:
         """Load and validate all three splits once; compute the train split's channel statistics."""
@@ -242,15 +253,26 @@ class MedMNISTDataModule(pl.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
         )
 
-    # Checkpoint state: the normalisation statistics travel with the checkpoint.
+    # Checkpoint state: the normalisation statistics and the random number generator states.
 
     def state_dict(self) -> dict[str, Any]:
-        """Return the train-split channel statistics."""
-        return {"mean": self.mean, "std": self.std}
+        """Return the train-split channel statistics and the global RNG states.
+
+        The RNG states decide the shuffling order and the augmentation of the next epoch, so
+        a fit resumed from ``last.ckpt`` continues as the uninterrupted run would have.
+        Under DDP the checkpoint contains rank zero's states, which every rank restores.
+        """
+        return {"mean": self.mean, "std": self.std, "rng_states": collect_rng_states()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore statistics saved by :meth:`state_dict` (recomputed anyway in :meth:`setup`)."""
+        """Restore what :meth:`state_dict` saved; the RNG states only when resuming a fit.
+
+        The statistics are recomputed anyway in :meth:`setup`.
+        """
         self.mean, self.std = state_dict.get("mean"), state_dict.get("std")
+        fitting = self.trainer is not None and self.trainer.state.fn == "fit"
+        if fitting and "rng_states" in state_dict:
+            restore_rng_states(state_dict["rng_states"])
 
     # Internals.
 
