@@ -66,6 +66,7 @@ def test_yaml_key_typo(base_args, tmp_path, capsys):
     assert status == 2
     assert "datset" in stderr
     assert "Traceback" not in stderr
+    assert len(error_lines(stderr)) == 1
 
 
 def test_checkpoint_from_other_dataset(tmp_path, capsys):
@@ -76,7 +77,7 @@ def test_checkpoint_from_other_dataset(tmp_path, capsys):
     fit = [
         "fit", "--data.dataset=breastmnist", *common, "--trainer.max_epochs=1", "--trainer.limit_train_batches=1",
         "--trainer.limit_val_batches=1", "--test_after_fit=false", "--trainer.enable_progress_bar=false",
-        "--explain.enabled=false", "--quantus.enabled=false", "--report.enabled=false",
+        "--report.after_fit=false",
     ]
     assert run_cli(fit, capsys)[0] == 0
     checkpoint = next((tmp_path / "lightning_logs").rglob("last.ckpt"))
@@ -84,6 +85,7 @@ def test_checkpoint_from_other_dataset(tmp_path, capsys):
     assert status == 2
     assert "was trained with num_classes=2 (dataset 'breastmnist')" in stderr
     assert "has num_classes=5" in stderr
+    assert [path.name for path in (tmp_path / "lightning_logs").iterdir()] == ["version_0"]
 
 
 def test_missing_checkpoint(fake_root, tmp_path, capsys):

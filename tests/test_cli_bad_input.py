@@ -1,0 +1,187 @@
+"""Bad input ends in one ``medxai: error:`` line, exit status 2 and no output files.
+
+Complements ``test_cli_errors.py`` (dataset name, size, missing file, MD5, YAML typo,
+checkpoint of another dataset). Every case here runs with the default TensorBoard logger and
+checks that the rejected run created nothing under its output folder, not even an empty
+``lightning_logs/version_N``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medxai.cli import main
+from tests.cli_runs import tiny_run_args
+from tests.conftest import write_fake_npz
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    try:
+        status = main(argv)
+    except SystemExit as exit_info:
+        status = int(exit_info.code or 0)
+    return status, capsys.readouterr().err
+
+
+def assert_rejected(status: int, stderr: str, out_dir: Path, pattern: str) -> None:
+    """Exit status 2, exactly one error line matching ``pattern``, no traceback, no files."""
+    errors = [line for line in stderr.splitlines() if line.startswith("medxai: error:")]
+    assert status == 2
+    assert len(errors) == 1, stderr[-3000:]
+    assert re.search(pattern, errors[0]), errors[0]
+    assert "Traceback" not in stderr
+    assert not out_dir.exists() or not any(out_dir.rglob("*")), sorted(out_dir.rglob("*"))
+
+
+@pytest.fixture(autouse=True)
+def fresh_log_handlers() -> None:
+    """Let main() attach its log handler to this test's captured stderr, not an earlier test's."""
+    for name in ("medxai", "callbacks"):
+        logging.getLogger(name).handlers.clear()
+
+
+@pytest.fixture
+def data_root(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    write_fake_npz(root / "breastmnist.npz", "breastmnist")
+    return root
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path) -> Path:
+    return tmp_path / "out"
+
+
+def fit(data_root: Path, out_dir: Path, *extra: str) -> list[str]:
+    return ["fit", *tiny_run_args(data_root, out_dir, epochs=1), *extra]
+
+
+def rewrite_npz(path: Path, **changes: np.ndarray | None) -> None:
+    """Rewrite ``path`` with some arrays replaced (``None`` drops the array)."""
+    with np.load(path) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    for key, value in changes.items():
+        if value is None:
+            arrays.pop(key)
+        else:
+            arrays[key] = value
+    np.savez(path, **arrays)
+
+
+def test_truncated_npz(data_root, out_dir, capsys):
+    path = data_root / "breastmnist.npz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    status, stderr = run_cli(fit(data_root, out_dir), capsys)
+    pattern = r"Cannot read .*breastmnist\.npz: the file is corrupt or truncated .* download it again"
+    assert_rejected(status, stderr, out_dir, pattern)
+
+
+def test_npz_missing_keys(data_root, out_dir, capsys):
+    rewrite_npz(data_root / "breastmnist.npz", test_labels=None)
+    status, stderr = run_cli(fit(data_root, out_dir), capsys)
+    assert_rejected(
+        status,
+        stderr,
+        out_dir,
+        r"is missing the arrays test_labels .* download the official file again",
+    )
+
+
+def test_labels_out_of_range(data_root, out_dir, capsys):
+    labels = np.full((12, 1), 7, dtype=np.uint8)
+    rewrite_npz(data_root / "breastmnist.npz", val_labels=labels)
+    status, stderr = run_cli(fit(data_root, out_dir), capsys)
+    assert_rejected(status, stderr, out_dir, r"val_labels contains 12 value\(s\) outside 0\.\.1 \(first: 7\)")
+
+
+def test_npz_with_pickled_objects(data_root, out_dir, capsys):
+    rewrite_npz(data_root / "breastmnist.npz", test_labels=np.array([{"label": 0}], dtype=object))
+    with zipfile.ZipFile(data_root / "breastmnist.npz") as archive:
+        assert "test_labels.npy" in archive.namelist()
+    status, stderr = run_cli(fit(data_root, out_dir), capsys)
+    assert_rejected(status, stderr, out_dir, r"Cannot read .*breastmnist\.npz: .*allow_pickle=False")
+
+
+def test_unknown_explanation_method(data_root, out_dir, capsys):
+    status, stderr = run_cli(fit(data_root, out_dir, "--explain.methods=[gradcm]"), capsys)
+    assert_rejected(
+        status,
+        stderr,
+        out_dir,
+        r"Unknown method\(s\) 'gradcm' in methods\. Expected: gradcam, gradcampp",
+    )
+
+
+def test_unknown_quantus_metric(data_root, out_dir, capsys):
+    status, stderr = run_cli(fit(data_root, out_dir, "--quantus.metrics=[Focuss]"), capsys)
+    assert_rejected(status, stderr, out_dir, r"unknown metric\(s\) 'Focuss'\. Valid metrics: .*Focus")
+
+
+@pytest.mark.parametrize(
+    ("option", "pattern"),
+    [
+        ("--explain.layer=layer9", r"Invalid --explain\.layer: Unknown layer 'layer9' in ResNet\. .*layer4"),
+        ("--quantus.layer=fc", r"Invalid --quantus\.layer: Invalid layer 'fc' \(Linear\): .* no Conv2d"),
+    ],
+)
+def test_missing_target_layer(data_root, out_dir, capsys, option, pattern):
+    status, stderr = run_cli(fit(data_root, out_dir, "--quantus.methods=[gradcam]", option), capsys)
+    assert_rejected(status, stderr, out_dir, pattern)
+
+
+def test_explanation_subset_of_zero(data_root, out_dir, capsys):
+    status, stderr = run_cli(fit(data_root, out_dir, "--explain.subset_size=0"), capsys)
+    assert_rejected(status, stderr, out_dir, r"Invalid subset_size=0\. Expected an integer >= 1")
+
+
+def test_output_folder_not_writable(data_root, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    out_dir = blocker / "runs"
+    status, stderr = run_cli(fit(data_root, out_dir), capsys)
+    pattern = (
+        rf"Cannot write run outputs to '{re.escape(str(out_dir))}': .* is a file, not a folder\. "
+        r"Choose a writable folder with --trainer\.default_root_dir"
+    )
+    assert_rejected(status, stderr, out_dir, pattern)
+    assert blocker.read_text() == "not a folder"
+
+
+def test_truncated_checkpoint(data_root, out_dir, tmp_path, capsys):
+    checkpoint = tmp_path / "cut.ckpt"
+    checkpoint.write_bytes(b"PK\x03\x04 not a whole checkpoint")
+    args = ["test", *tiny_run_args(data_root, out_dir), f"--ckpt_path={checkpoint}"]
+    status, stderr = run_cli(args, capsys)
+    assert_rejected(
+        status,
+        stderr,
+        out_dir,
+        r"Cannot read checkpoint .*cut\.ckpt: .*Is it a complete Lightning \.ckpt",
+    )
+
+
+def test_test_last_without_run(data_root, out_dir, capsys):
+    status, stderr = run_cli(["test", *tiny_run_args(data_root, out_dir), "--ckpt_path=last"], capsys)
+    assert_rejected(
+        status,
+        stderr,
+        out_dir,
+        r"--ckpt_path last: no last\.ckpt found under .*lightning_logs\. Pass the",
+    )
+
+
+def test_unknown_option_is_one_line(data_root, out_dir, capsys):
+    status, stderr = run_cli(fit(data_root, out_dir, "--data.datset=breastmnist"), capsys)
+    assert_rejected(
+        status,
+        stderr,
+        out_dir,
+        r"--data\.datset=breastmnist\. Run 'medxai fit --help' to list the valid",
+    )
+    assert "usage:" not in stderr
