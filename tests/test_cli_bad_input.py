@@ -1,13 +1,14 @@
 """Bad input ends in one ``medxai: error:`` line, exit status 2 and no output files.
 
-Complements ``test_cli_errors.py`` (dataset name, size, missing file, MD5, YAML typo,
-checkpoint of another dataset). Every case here runs with the default TensorBoard logger and
-checks that the rejected run created nothing under its output folder, not even an empty
-``lightning_logs/version_N``.
+Complements ``test_cli_errors.py``, which checks the messages for the dataset name, size,
+missing file, MD5, YAML typo and a checkpoint of another dataset. Every case here runs with the
+default TensorBoard logger and checks that the rejected run created nothing under its output
+folder, not even an empty ``lightning_logs/version_N``.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import re
 import zipfile
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from medxai.cli import main
 from tests.cli_runs import tiny_run_args
@@ -185,3 +187,25 @@ def test_unknown_option_is_one_line(data_root, out_dir, capsys):
         r"--data\.datset=breastmnist\. Run 'medxai fit --help' to list the valid",
     )
     assert "usage:" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "pattern"),
+    [
+        (["--data.dataset=bloodmnst"], r"Unknown dataset 'bloodmnst'\. Valid names: .*bloodmnist"),
+        (["--data.size=32"], r"Unsupported size 32\. MedMNIST files exist at 28, 64, 128, 224 px"),
+        (["--data.dataset=retinamnist"], r"Data file not found: .*retinamnist\.npz\. .*--data\.download=true"),
+        (["--data.check_md5=true"], r"MD5 mismatch for .*breastmnist\.npz: .*--data\.check_md5=false"),
+    ],
+)
+def test_data_errors_leave_no_run_folder(data_root, out_dir, capsys, options, pattern):
+    status, stderr = run_cli(fit(data_root, out_dir, *options), capsys)
+    assert_rejected(status, stderr, out_dir, pattern)
+
+
+def test_checkpoint_with_pickled_object(data_root, out_dir, tmp_path, capsys):
+    checkpoint = tmp_path / "pickled.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"num_classes": 2}, "extra": argparse.Namespace()}, checkpoint)
+    args = ["test", *tiny_run_args(data_root, out_dir), f"--ckpt_path={checkpoint}"]
+    status, stderr = run_cli(args, capsys)
+    assert_rejected(status, stderr, out_dir, r"Cannot read checkpoint .*pickled\.ckpt: .*Weights only load failed")
