@@ -105,10 +105,14 @@ class MedMNISTClassifier(pl.LightningModule):
         return self.model(x)
 
     def predict_proba(self, x: Tensor) -> Tensor:
-        """Return class probabilities ``(N, K)``, with flip averaging when ``tta`` is on."""
-        probs = self(x).softmax(dim=1)
+        """Return float32 class probabilities ``(N, K)``, with flip averaging when ``tta`` is on.
+
+        The logits are cast to float32 first: under ``bf16-mixed`` autocast they are bfloat16,
+        whose 8-bit mantissa rounds nearby probabilities to equal values and so changes AUC.
+        """
+        probs = self(x).float().softmax(dim=1)
         if self.hparams["tta"]:
-            probs = (probs + self(x.flip(-1)).softmax(dim=1)) / 2
+            probs = (probs + self(x.flip(-1)).float().softmax(dim=1)) / 2
         return probs
 
     # Steps.
@@ -171,8 +175,9 @@ class MedMNISTClassifier(pl.LightningModule):
             "per_class": per_class_report(confusion, self.class_names),
             "confusion_matrix": confusion.tolist(),
         }
-        if self.trainer.is_global_zero and self.trainer.log_dir:
-            write_json(Path(self.trainer.log_dir) / TEST_METRICS_FILE, self.test_results)
+        log_dir = self.trainer.log_dir  # A collective call under DDP: every rank must read it.
+        if self.trainer.is_global_zero and log_dir:
+            write_json(Path(log_dir) / TEST_METRICS_FILE, self.test_results)
 
     def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         """Return ``probs`` ``(N, K)``, ``pred`` ``(N,)`` and the true ``label`` ``(N,)``."""
