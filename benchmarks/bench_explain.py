@@ -101,12 +101,13 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(LOOPS), choices=list(LOOPS))
     parser.add_argument("--batch-size", type=int, default=64, help="images per batch of the batched path")
     parser.add_argument("--ig-steps", type=int, default=50, help="IG integration steps (both paths)")
-    parser.add_argument("--ig-internal-batch-size", type=int, default=128,
+    parser.add_argument("--ig-internal-batch-size", type=int, default=64,
                         help="scaled inputs per IG forward pass in the batched path")
     parser.add_argument("--channels", type=int, default=3, choices=(1, 3))
     parser.add_argument("--classes", type=int, default=8)
     parser.add_argument("--size", type=int, default=28, help="image side in pixels")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each path; the fastest counts")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args()
 
@@ -121,7 +122,7 @@ def main() -> None:
     # Floor of any method that needs one forward pass per image: a bare batched forward pass.
     with torch.no_grad():
         model(x[:2])
-        _, forward_seconds = timed(lambda: model(x).numpy())
+        forward_seconds = min(timed(lambda: model(x).numpy())[1] for _ in range(args.repeats))
     forward_per_image = forward_seconds / args.images
     print(f"forward pass only, batch {args.images}: {1e3 * forward_per_image:.1f} ms/img", flush=True)
 
@@ -132,8 +133,15 @@ def main() -> None:
         run_loop(method, model, x[:2], targets[:2], args.ig_steps)
         run_batched(method, model, x[:2], targets[:2], args)
 
-        loop_maps, loop_seconds = timed(lambda: run_loop(method, model, x[:loop_count], targets[:loop_count], args.ig_steps))
-        batched_maps, batched_seconds = timed(lambda: run_batched(method, model, x, targets, args))
+        # Alternate the two paths and keep the fastest repeat of each, so that load from other
+        # processes on a shared machine inflates neither path more than the other.
+        loop_times, batched_times = [], []
+        for _ in range(args.repeats):
+            loop_maps, seconds = timed(lambda: run_loop(method, model, x[:loop_count], targets[:loop_count], args.ig_steps))
+            loop_times.append(seconds)
+            batched_maps, seconds = timed(lambda: run_batched(method, model, x, targets, args))
+            batched_times.append(seconds)
+        loop_seconds, batched_seconds = min(loop_times), min(batched_times)
         difference = float(np.abs(min_max(loop_maps) - min_max(batched_maps[:loop_count])).max())
 
         loop_per_image = loop_seconds / loop_count

@@ -85,7 +85,7 @@ class ExplanationCallback(Callback):
         seed: int = 42,
         ig_steps: int = 50,
         ig_baseline: str = "zeros",
-        ig_internal_batch_size: int | None = 128,
+        ig_internal_batch_size: int | None = 64,
         batch_size: int = 32,
         summary_size: int = 8,
         grid_size: int = 64,

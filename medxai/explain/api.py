@@ -92,7 +92,7 @@ def explain_batched(
         **options: Method options, see ``METHODS[method].defaults``. ``"ig"`` accepts
             ``n_steps`` (default 50), ``baseline`` (``"zeros"``, ``"black"``, ``"white"``,
             ``"mean"``, a float or a tensor, see :func:`medxai.explain.make_baseline`),
-            ``internal_batch_size`` (scaled inputs per forward pass, default 128; ``None``
+            ``internal_batch_size`` (scaled inputs per forward pass, default 64; ``None``
             runs all ``N * n_steps`` at once),
             ``rule`` (quadrature, default ``"gausslegendre"``) and ``preprocess`` (needed for
             the black and white baselines).
