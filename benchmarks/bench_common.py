@@ -82,16 +82,21 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def time_steps(step: Callable[[], None], warmup: int, steps: int) -> list[float]:
-    """Run ``step`` ``warmup + steps`` times and return the wall times in seconds of the last ``steps``."""
+def time_steps(step: Callable[[], None], warmup: int, steps: int) -> tuple[list[float], list[float]]:
+    """Run ``step`` ``warmup + steps`` times and time the last ``steps``.
+
+    Returns:
+        Wall times and CPU times of this process (all threads), in seconds, one per timed step.
+    """
     for _ in range(warmup):
         step()
-    durations = []
+    wall, cpu = [], []
     for _ in range(steps):
-        started = time.perf_counter()
+        started_wall, started_cpu = time.perf_counter(), time.process_time()
         step()
-        durations.append(time.perf_counter() - started)
-    return durations
+        wall.append(time.perf_counter() - started_wall)
+        cpu.append(time.process_time() - started_cpu)
+    return wall, cpu
 
 
 def git_commit() -> str:
@@ -116,11 +121,14 @@ def write_report(path: str | None, report: dict[str, Any]) -> None:
 
 
 def markdown_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    """Format ``rows`` as a Markdown table with the given columns; floats get 3 significant digits."""
+    """Format ``rows`` as a Markdown table with the given columns.
+
+    Floats below 100 get 3 significant digits, larger ones are rounded to integers.
+    """
 
     def cell(value: Any) -> str:
         if isinstance(value, float):
-            return f"{value:.3g}"
+            return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
         return str(value)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

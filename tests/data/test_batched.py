@@ -115,6 +115,18 @@ def test_loader_yields_same_batches_as_tensor_dataset():
         assert torch.equal(got_labels, want_labels)
 
 
+def test_loader_with_worker_process_matches():
+    images = torch.randint(0, 256, (20, 1, 4, 4), dtype=torch.uint8)
+    dataset = BatchedTensorDataset(images, torch.arange(20))
+
+    def labels(num_workers: int) -> list[list[int]]:
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(5))
+        loader = DataLoader(dataset, batch_size=6, sampler=sampler, num_workers=num_workers, collate_fn=collate_batched)
+        return [batch[1].tolist() for batch in loader]
+
+    assert labels(num_workers=1) == labels(num_workers=0)
+
+
 def test_collate_batched_passes_single_samples():
     dataset = BatchedTensorDataset(torch.zeros(3, 1, 2, 2), torch.tensor([0, 1, 2]))
     loader = DataLoader(dataset, batch_size=None, collate_fn=collate_batched)
