@@ -26,7 +26,7 @@ def make_baseline(
             * ``"zeros"``: an all-zero input. After per-channel standardisation with dataset
               statistics this is the dataset's mean colour.
             * ``"black"`` / ``"white"``: uint8 pixels 0 / 255 passed through ``preprocess``,
-              i.e. a black or white image as the model sees it. Needs ``preprocess``.
+              i.e. a black or white image in the model's input space. Needs ``preprocess``.
             * ``"mean"``: each image's own per-channel spatial mean, a flat image of its
               average colour.
             * a float: a constant input of that value (in normalised units).

@@ -44,9 +44,9 @@ def attribution_mode(model: nn.Module, trainable: Iterable[nn.Module] = ()) -> I
     * every parameter has ``requires_grad=False`` except those of the ``trainable`` modules,
       so backward computes no weight gradients that attribution does not need.
 
-    On exit, even after an exception, each module's ``training`` flag, each parameter's
-    ``requires_grad`` and ``.grad`` are set back to their values on entry, and any module hook
-    added inside the block and not removed by its owner is removed with a warning.
+    On exit, even after an exception, each module's ``training`` flag and each parameter's
+    ``requires_grad`` and ``.grad`` are set back to their values on entry. Any module hook added
+    inside the block and not removed by its owner is removed with a warning.
 
     Tensors created under inference mode cannot be recorded by autograd: clone the inputs
     inside the block (``x = x.clone()``) before attributing.

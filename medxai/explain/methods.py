@@ -26,9 +26,9 @@ from medxai.explain.cams import RawGradCAMPlusPlus, RawLayerCAM, run_raw_cam
 #: Quadrature rules of Captum's IntegratedGradients.
 IG_RULES: tuple[str, ...] = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
 
-#: Default number of scaled inputs per IG forward/backward pass. Memory grows with it (an
-#: estimated 5 MB per scaled input for ResNet-18 at 28 px, from peak resident memory), and on a
-#: 2-core CPU passes of 200-400 inputs were slower per input than passes of 32-64
+#: Default number of scaled inputs per IG forward/backward pass. Memory grows with it, by an
+#: estimated 5 MB per scaled input for ResNet-18 at 28 px (from peak resident memory). On a
+#: 2-core CPU, passes of 200-400 inputs were slower per input than passes of 32-64
 #: (benchmarks/bench_explain.py), so not all ``N * n_steps`` inputs run at once.
 IG_INTERNAL_BATCH_SIZE = 64
 

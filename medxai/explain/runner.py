@@ -2,7 +2,7 @@
 
 This is the tensor-level work of the explanation callback, kept free of Lightning so that it can
 run in a notebook and be tested directly. A method that raises, or a map with NaN or infinite
-values, is recorded as failed for the affected images with the reason; the other methods and
+values, is recorded as failed for the affected images with the reason. The other methods and
 images still complete.
 """
 
@@ -24,7 +24,7 @@ from medxai.explain.methods import get_method
 
 log = logging.getLogger(__name__)
 
-#: Which class each map explains: the model's prediction or the true label.
+#: Choices of the class each map explains: the model's prediction or the true label.
 TARGET_MODES: tuple[str, ...] = ("predicted", "true")
 
 

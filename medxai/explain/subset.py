@@ -27,9 +27,10 @@ def select_subset(labels: Tensor, size: int, strategy: str = "first", seed: int 
             warning is emitted.
         strategy: ``"first"``: images ``0 .. size-1``. ``"random"``: a uniform sample without
             replacement, seeded. ``"stratified"``: each class gets a share proportional to its
-            frequency (largest-remainder rounding), at least one image per class when ``size``
-            is at least the number of classes present, otherwise one image from each of the
-            ``size`` most frequent classes; images within a class are drawn at random, seeded.
+            frequency (largest-remainder rounding), and at least one image when ``size`` is at
+            least the number of classes present. A smaller ``size`` takes one image from each
+            of the ``size`` most frequent classes. Images within a class are drawn at random,
+            seeded.
         seed: Seed of the random choices; the same seed and labels give the same indices.
 
     Returns:
