@@ -196,7 +196,7 @@ def test_unknown_layer_rejected_at_setup(tmp_path):
 
 
 def test_default_ig_options_and_override():
-    assert QuantusCallback().explain_options["ig"] == {"n_steps": 16, "internal_batch_size": 256}
+    assert QuantusCallback().explain_options["ig"] == {"n_steps": 16}
     assert QuantusCallback(explain_options={"ig": {"n_steps": 32}}).explain_options["ig"]["n_steps"] == 32
 
 
