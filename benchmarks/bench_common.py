@@ -134,3 +134,19 @@ def markdown_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row.get(column, "")) for column in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def explanation_callback_defaults() -> dict[str, Any]:
+    """Return the explanation callback's default batch size and IG settings, read from its signature.
+
+    The benchmarks explain with these, so their figures follow the defaults users get.
+    """
+    import inspect
+
+    from callbacks import ExplanationCallback
+
+    defaults = {name: parameter.default for name, parameter in inspect.signature(ExplanationCallback).parameters.items()}
+    return {
+        "batch_size": defaults["batch_size"],
+        "ig": {"n_steps": defaults["ig_steps"], "internal_batch_size": defaults["ig_internal_batch_size"]},
+    }

@@ -9,8 +9,9 @@ Cases:
     fit-28          ``medxai fit`` at 28 px, training steps only (``--test_after_fit false``)
     fit-224         the same with ``--data.resize 224`` (ImageNet stem)
     fit-28-full     ``medxai fit`` at 28 px with the test, explanation, Quantus and report callbacks
-    explain-ig-224  Integrated Gradients with the explanation callback's defaults (50 steps,
-                    128 scaled inputs per pass) on 32 images at 224 px
+    explain-ig-224  Integrated Gradients with the explanation callback's defaults (steps, scaled
+                    inputs per pass, batch size) on 8 images at 224 px. The peak is set by one
+                    pass of scaled inputs, so more images take longer but need little more memory.
 
 Example:
     python benchmarks/bench_memory.py --data-root DATA --threads 1
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from bench_common import REPO_ROOT, machine_info, markdown_table, write_report
+from bench_common import REPO_ROOT, explanation_callback_defaults, machine_info, markdown_table, write_report
 
 CASES = ("import", "fit-28", "fit-224", "fit-28-full", "explain-ig-224")
 
@@ -69,11 +70,11 @@ def run_child(case: str, data_root: str, steps: int) -> None:
     from medxai.explain import explain
     from medxai.models import build_resnet18
 
+    defaults = explanation_callback_defaults()
     torch.manual_seed(0)
     model = build_resnet18(1, 2, image_size=224).eval()
-    x = torch.randn(32, 1, 224, 224)
-    explain(model, x, torch.zeros(32, dtype=torch.long), method="ig", batch_size=32,
-            n_steps=50, internal_batch_size=128)
+    x = torch.randn(8, 1, 224, 224)
+    explain(model, x, torch.zeros(8, dtype=torch.long), method="ig", batch_size=defaults["batch_size"], **defaults["ig"])
 
 
 def measure(case: str, args: argparse.Namespace) -> dict[str, object]:
@@ -118,6 +119,7 @@ def main() -> None:
         "benchmark": "memory",
         "machine": machine_info(),
         "settings": vars(args),
+        "explanation_defaults": explanation_callback_defaults(),
         "results": rows,
     })
 
