@@ -36,7 +36,7 @@ from bench_common import REPO_ROOT, explanation_callback_defaults, machine_info,
 CASES = ("import", "fit-28", "fit-224", "fit-28-full", "explain-ig-224")
 
 
-def fit_arguments(case: str, data_root: str, work_dir: str, steps: int) -> list[str]:
+def fit_arguments(case: str, data_root: str, work_dir: str, steps: int, precision: str) -> list[str]:
     args = [
         "fit",
         f"--config={REPO_ROOT / 'configs' / 'breastmnist.yaml'}",
@@ -45,6 +45,7 @@ def fit_arguments(case: str, data_root: str, work_dir: str, steps: int) -> list[
         f"--trainer.max_steps={steps}",
         "--trainer.limit_val_batches=2",
         "--trainer.enable_progress_bar=false",
+        f"--trainer.precision={precision}",
     ]
     if case == "fit-224":
         args.append("--data.resize=224")
@@ -53,7 +54,7 @@ def fit_arguments(case: str, data_root: str, work_dir: str, steps: int) -> list[
     return args
 
 
-def run_child(case: str, data_root: str, steps: int) -> None:
+def run_child(case: str, data_root: str, steps: int, precision: str) -> None:
     """Do the work of one case in this process."""
     if case == "import":
         import callbacks  # noqa: F401
@@ -64,7 +65,7 @@ def run_child(case: str, data_root: str, steps: int) -> None:
         from medxai.cli import main as medxai_main
 
         with tempfile.TemporaryDirectory(prefix="bench_memory_") as work_dir:
-            status = medxai_main(fit_arguments(case, data_root, work_dir, steps))
+            status = medxai_main(fit_arguments(case, data_root, work_dir, steps, precision))
         sys.exit(status)
 
     from medxai.explain import explain
@@ -79,7 +80,10 @@ def run_child(case: str, data_root: str, steps: int) -> None:
 
 def measure(case: str, args: argparse.Namespace) -> dict[str, object]:
     """Run ``case`` in a child process and return its peak RSS and wall time."""
-    command = [sys.executable, __file__, "--child", case, "--data-root", args.data_root, "--steps", str(args.steps)]
+    command = [
+        sys.executable, __file__, "--child", case, "--data-root", args.data_root, "--steps", str(args.steps),
+        "--precision", args.precision,
+    ]
     env = dict(os.environ)
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
@@ -105,12 +109,14 @@ def main() -> None:
     parser.add_argument("--data-root", required=True, help="folder with the official breastmnist.npz")
     parser.add_argument("--cases", nargs="+", default=["import", "fit-28", "fit-224", "explain-ig-224"], choices=CASES)
     parser.add_argument("--steps", type=int, default=5, help="training steps of the fit cases")
+    parser.add_argument("--precision", default="32-true", choices=("32-true", "bf16-mixed"),
+                        help="trainer.precision of the fit cases")
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of the child processes")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--child", choices=CASES, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        run_child(args.child, args.data_root, args.steps)
+        run_child(args.child, args.data_root, args.steps, args.precision)
         return
 
     rows = [measure(case, args) for case in args.cases]
