@@ -162,9 +162,23 @@ class ExplanationCallback(Callback):
         errors = [part for part in parts if isinstance(part, BaseException)]
         if errors:
             raise RuntimeError(f"Explaining the test subset failed: {errors[0]}") from errors[0]
-        if trainer.global_rank != 0:
-            return
+        try:
+            if trainer.global_rank == 0:
+                self._write(trainer, datamodule, images, parts, out_dir, started)
+        finally:
+            # Every rank leaves together, so none tears down its process group while rank 0 writes.
+            trainer.strategy.barrier("explanations_written")
 
+    def _write(
+        self,
+        trainer: pl.Trainer,
+        datamodule: Any,
+        images: torch.Tensor,
+        parts: list[Any],
+        out_dir: Path,
+        started: float,
+    ) -> None:
+        """Merge the ranks' results and write the files, figures and TensorBoard images (rank 0)."""
         result = merge_results([part for part in parts if isinstance(part, SubsetResult)])
         display = datamodule.to_display(images[torch.as_tensor(result.indices)]).float().cpu().numpy()
         summary = write_explanations(

@@ -188,9 +188,24 @@ class QuantusCallback(Callback):
         errors = [part for part in parts if isinstance(part, BaseException)]
         if errors:
             raise RuntimeError(f"Quantus evaluation of the test subset failed: {errors[0]}") from errors[0]
-        if trainer.global_rank != 0:
-            return
+        try:
+            if trainer.global_rank == 0:
+                self._write(trainer, datamodule, labels, indices, parts, out_dir, started)
+        finally:
+            # Every rank leaves together, so none tears down its process group while rank 0 writes.
+            trainer.strategy.barrier("quantus_written")
 
+    def _write(
+        self,
+        trainer: pl.Trainer,
+        datamodule: Any,
+        labels: Tensor,
+        indices: Tensor,
+        parts: list[Any],
+        out_dir: Path,
+        started: float,
+    ) -> None:
+        """Merge the ranks' scores and write the tables, statistics and TensorBoard scalars (rank 0)."""
         shards = [part for part in parts if isinstance(part, _ShardResult)]
         result = merge_results([(shard.positions, shard.result) for shard in shards], indices.numel())
         targets = np.zeros(indices.numel(), dtype=np.int64)

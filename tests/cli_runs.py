@@ -27,6 +27,7 @@ def tiny_run_args(data_root: Path, out_dir: Path, epochs: int = 2) -> list[str]:
         f"--config={BREAST_CONFIG}",
         f"--data.root={data_root}",
         "--data.check_md5=false",
+        "--data.download=false",
         "--data.batch_size=8",
         f"--trainer.default_root_dir={out_dir}",
         "--trainer.accelerator=cpu",

@@ -209,3 +209,19 @@ def test_checkpoint_with_pickled_object(data_root, out_dir, tmp_path, capsys):
     args = ["test", *tiny_run_args(data_root, out_dir), f"--ckpt_path={checkpoint}"]
     status, stderr = run_cli(args, capsys)
     assert_rejected(status, stderr, out_dir, r"Cannot read checkpoint .*pickled\.ckpt: .*Weights only load failed")
+
+
+def test_failed_download_names_the_cause(data_root, out_dir, capsys, monkeypatch):
+    # A proxy on a closed local port: the download fails for real without leaving this machine.
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    status, stderr = run_cli(fit(data_root, out_dir, "--data.dataset=retinamnist", "--data.download=true"), capsys)
+    assert_rejected(
+        status,
+        stderr,
+        out_dir,
+        r"Download of 'retinamnist\.npz' failed \(\w+Error: .+\)\. Without network access, copy the official "
+        r"file \(md5 bd4c0672f1bba3e3a89f0e4e876791e4\) into '.*data' and set --data\.download=false\.$",
+    )
