@@ -110,17 +110,21 @@ def fetch(file: NpzFile, download: bool) -> None:
         dataset_class(split="test", root=str(file.root), size=file.size, download=True)
     except Exception as err:  # medmnist/torchvision raise URLError, RuntimeError or OSError.
         raise DataError(
-            f"Download of '{file.filename}' failed ({_download_reason(err)}). Without network access, "
+            f"Download of '{file.filename}' failed ({_root_cause(err)}). Without network access, "
             f"copy the official file (md5 {file.md5}) into '{file.root}' and set --data.download=false."
         ) from err
 
 
-def _download_reason(err: BaseException) -> str:
-    """Return the first line of the innermost cause: medmnist wraps it in long manual instructions."""
+def _root_cause(err: BaseException) -> str:
+    """Format the innermost exception as ``"TypeName: first line"``.
+
+    medmnist replaces the network error with several lines of manual download steps, so the
+    innermost cause is the part that tells the user what went wrong.
+    """
     while (err.__cause__ or err.__context__) is not None:
         err = err.__cause__ or err.__context__  # type: ignore[assignment]
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
 
 
 def verify_md5(file: NpzFile) -> None:
