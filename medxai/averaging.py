@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import lightning.pytorch as pl
@@ -49,6 +50,20 @@ class EMAWeightAveraging(LightningEMAWeightAveraging):
             **kwargs,
         )
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Create the averaged copy of the model from its weights, without the objects around them.
+
+        ``torch.optim.swa_utils.AveragedModel`` deep-copies the module. Under DDP, the attached
+        Trainer's strategy, the optimizer factory that jsonargparse builds and the bound
+        ``forward`` that DDP sets on the instance hold thread locks that cannot be copied, and the
+        average needs none of them, so they are detached during the copy and put back after it.
+        """
+        detached = _detach_uncopyable(pl_module)
+        try:
+            super().setup(trainer, pl_module, stage)
+        finally:
+            vars(pl_module).update(detached)
+
     def on_load_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
@@ -56,3 +71,23 @@ class EMAWeightAveraging(LightningEMAWeightAveraging):
         if trainer.state.fn != TrainerFn.FITTING:
             return
         super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+
+# nn.Module's own registries, which hold the weights that the average copies.
+_MODULE_REGISTRIES = frozenset({"_parameters", "_buffers", "_modules"})
+
+
+def _detach_uncopyable(module: pl.LightningModule) -> dict[str, Any]:
+    """Remove the Trainer and every other instance attribute that ``copy.deepcopy`` rejects.
+
+    Returns:
+        The removed attributes by name, to put back with ``vars(module).update(...)``.
+    """
+    state = vars(module)
+    detached = {"_trainer": state.pop("_trainer")} if "_trainer" in state else {}
+    for name in [name for name in state if name not in _MODULE_REGISTRIES]:
+        try:
+            copy.deepcopy(state[name])
+        except (TypeError, AttributeError, RuntimeError):
+            detached[name] = state.pop(name)
+    return detached

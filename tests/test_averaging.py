@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -68,3 +69,21 @@ def test_resumed_fit_restores_raw_weights(fake_root: Path, tmp_path: Path):
 def test_invalid_arguments(kwargs: dict, message: str):
     with pytest.raises(ValueError, match=message):
         EMAWeightAveraging(**kwargs)
+
+
+def test_average_copies_model_with_uncopyable_attributes(fake_root: Path, tmp_path: Path):
+    # Under DDP the Trainer, jsonargparse's optimizer factory and the bound forward hold locks.
+    model = MedMNISTClassifier(num_classes=2, in_channels=1, task="binary-class")
+    model.lock = threading.Lock()
+    callback = EMAWeightAveraging(decay=0.5)
+    trainer = pl.Trainer(max_epochs=1, callbacks=[callback], logger=False, accelerator="cpu", enable_progress_bar=False)
+    datamodule = MedMNISTDataModule("breastmnist", root=str(fake_root), check_md5=False, batch_size=8)
+    trainer.fit(model, datamodule=datamodule)
+
+    assert isinstance(model.lock, type(threading.Lock()))
+    assert model.trainer is trainer
+    averaged = callback._average_model.module
+    assert not hasattr(averaged, "lock")
+    assert averaged._trainer is None
+    # fit ends by loading the average into the model, so both hold the same weights.
+    assert torch.equal(averaged.state_dict()[WEIGHT], model.state_dict()[WEIGHT])
