@@ -264,6 +264,7 @@ def environment() -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
     }
 
 
@@ -285,13 +286,18 @@ def format_markdown(config: Path, runs: list[SeedRun], summary: dict[str, dict[s
 
     lines += ["", "std is the sample standard deviation over the successful seeds.", "", "## Runs", ""]
     for run in runs:
-        load = " / ".join(f"{value:.2f}" for value in run.load_start)
         status = "ok" if run.ok else f"FAILED: {(run.error or '').splitlines()[0]}"
-        lines.append(f"- seed {run.seed}: {status}; wall {_number(run.wall_s, 0)} s, CPU {_number(run.cpu_s, 0)} s; load average at start {load}")
+        timing = f"wall {_number(run.wall_s, 0)} s, CPU {_number(run.cpu_s, 0)} s"
+        load = f"1/5/15-minute load average {_load(run.load_start)} at start, {_load(run.load_end)} at end"
+        lines.append(f"- seed {run.seed}: {status}. {timing}. {load}.")
         lines.append(f"  `{shlex.join(run.command)}`")
     lines += ["", "## Environment", ""]
     lines += [f"- {key}: {value}" for key, value in env.items()]
     return "\n".join(lines) + "\n"
+
+
+def _load(values: list[float]) -> str:
+    return " / ".join(f"{value:.2f}" for value in values) or "n/a"
 
 
 def _number(value: float | None, digits: int) -> str:
