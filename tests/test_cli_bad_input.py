@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -213,15 +214,22 @@ def test_checkpoint_with_pickled_object(data_root, out_dir, tmp_path, capsys):
 
 def test_failed_download_names_the_cause(data_root, out_dir, capsys, monkeypatch):
     # A proxy on a closed local port: the download fails for real without leaving this machine.
+    closed_port = "http://127.0.0.1:9"
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
-        monkeypatch.setenv(name, "http://127.0.0.1:9")
+        monkeypatch.setenv(name, closed_port)
     for name in ("no_proxy", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
+    # urlopen reuses the opener it built on its first call, with the proxies of that moment, so an
+    # earlier test's request would make it ignore the variables above. This is what
+    # urllib.request.install_opener sets, and monkeypatch restores the previous opener.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": closed_port, "https": closed_port}))
+    monkeypatch.setattr(urllib.request, "_opener", opener)
+
     status, stderr = run_cli(fit(data_root, out_dir, "--data.dataset=retinamnist", "--data.download=true"), capsys)
     assert_rejected(
         status,
         stderr,
         out_dir,
-        r"Download of 'retinamnist\.npz' failed \(\w+Error: .+\)\. Without network access, copy the official "
-        r"file \(md5 bd4c0672f1bba3e3a89f0e4e876791e4\) into '.*data' and set --data\.download=false\.$",
+        r"Download of 'retinamnist\.npz' failed \(ConnectionRefusedError: .+\)\. Without network access, copy the "
+        r"official file \(md5 bd4c0672f1bba3e3a89f0e4e876791e4\) into '.*data' and set --data\.download=false\.$",
     )
