@@ -71,8 +71,8 @@ def check_checkpoint_matches(ckpt_path: str | Path | None, datamodule: Any) -> N
         )
 
 
-def find_last_checkpoint(trainer: pl.Trainer, filename: str) -> tuple[Path | None, Path | None]:
-    """Find the newest checkpoint called ``filename`` that any run under the trainer's log root wrote.
+def find_newest_checkpoint(trainer: pl.Trainer, filename: str) -> tuple[Path | None, Path | None]:
+    """Find the newest checkpoint matching ``filename`` that any run under the trainer's log root wrote.
 
     Lightning resolves ``ckpt_path="last"`` in the current run's checkpoint folder only, and
     every start of ``medxai fit`` opens a new, empty ``version_N`` folder. This searches the
@@ -81,7 +81,7 @@ def find_last_checkpoint(trainer: pl.Trainer, filename: str) -> tuple[Path | Non
 
     Args:
         trainer: The trainer of the run about to start; nothing has been written yet.
-        filename: File name of the last checkpoint, e.g. ``last.ckpt``.
+        filename: File name or glob pattern of the checkpoint, e.g. ``last.ckpt`` or ``best-*.ckpt``.
 
     Returns:
         The most recently modified match (``None`` if there is none) and the folder searched.
@@ -90,7 +90,7 @@ def find_last_checkpoint(trainer: pl.Trainer, filename: str) -> tuple[Path | Non
     logger = trainer.logger
     if logger is None:
         folder = Path(trainer.default_root_dir) / "checkpoints"
-        candidates = [folder / filename]
+        candidates = list(folder.glob(filename))
     elif isinstance(logger, (TensorBoardLogger, CSVLogger)):
         folder = Path(logger.root_dir)
         candidates = list(folder.glob(f"*/checkpoints/{filename}"))
@@ -110,7 +110,7 @@ def continue_run_folder(trainer: pl.Trainer, checkpoint: Path) -> Path | None:
 
     Args:
         trainer: The trainer about to resume.
-        checkpoint: ``<root_dir>/<run>/checkpoints/<file>`` as found by :func:`find_last_checkpoint`.
+        checkpoint: ``<root_dir>/<run>/checkpoints/<file>`` as found by :func:`find_newest_checkpoint`.
 
     Returns:
         The run folder now used, or ``None`` without a logger.

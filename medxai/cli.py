@@ -22,7 +22,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from medxai.checkpoints import (
     check_checkpoint_matches,
     continue_run_folder,
-    find_last_checkpoint,
+    find_newest_checkpoint,
     read_hyperparameters,
 )
 from medxai.data import MedMNISTDataModule
@@ -97,7 +97,15 @@ class MedXAICLI(LightningCLI):
         """Check the inputs and reject a checkpoint trained on other data, before anything is written."""
         self._check_before_run()
         self._resolve_last_checkpoint(resume=False)
-        check_checkpoint_matches(self.config_init[self.subcommand].get("ckpt_path"), self.datamodule)
+        self._resolve_best_checkpoint()
+        ckpt_path = self.config_init[self.subcommand].get("ckpt_path")
+        if ckpt_path is None:
+            raise ValueError(
+                f"medxai {self.subcommand} needs --ckpt_path, otherwise it would evaluate a model with "
+                "random weights. Pass a checkpoint file, 'best' (the newest best-*.ckpt of any run "
+                "under --trainer.default_root_dir) or 'last'."
+            )
+        check_checkpoint_matches(ckpt_path, self.datamodule)
 
     before_validate = before_test
     before_predict = before_test
@@ -125,7 +133,7 @@ class MedXAICLI(LightningCLI):
         if config.get("ckpt_path") != "last" or last is None or last.dirpath:
             return
         filename = f"{last.filename}{last.FILE_EXTENSION}"
-        checkpoint, searched = find_last_checkpoint(self.trainer, filename)
+        checkpoint, searched = find_newest_checkpoint(self.trainer, filename)
         if searched is None:
             return  # Another logger type: leave "last" to Lightning.
         if checkpoint is None and not resume:
@@ -145,6 +153,28 @@ class MedXAICLI(LightningCLI):
             rank_zero_info(f"Resuming from {checkpoint}. The run continues in {run_dir}.")
         else:
             rank_zero_info(f"Using the newest last checkpoint, {checkpoint}.")
+
+    def _resolve_best_checkpoint(self) -> None:
+        """Replace ``--ckpt_path best`` with the newest best checkpoint of any run under the log root.
+
+        Lightning resolves ``best`` only in the process that ran ``fit``. A later ``medxai test``
+        starts a new run, so this searches the runs under the log root instead.
+        """
+        config = self.config_init[self.subcommand]
+        best = config.get("checkpoint")
+        if config.get("ckpt_path") != "best" or best is None or best.dirpath:
+            return
+        pattern = f"{best.filename.split('{')[0]}*{best.FILE_EXTENSION}"
+        checkpoint, searched = find_newest_checkpoint(self.trainer, pattern)
+        if searched is None:
+            return  # Another logger type: leave "best" to Lightning.
+        if checkpoint is None:
+            raise ValueError(
+                f"--ckpt_path best: no {pattern} found under {searched}. "
+                "Pass the path of a checkpoint file, or the --trainer.default_root_dir of the run."
+            )
+        config["ckpt_path"] = str(checkpoint)
+        rank_zero_info(f"Using the newest best checkpoint, {checkpoint}.")
 
     def after_fit(self) -> None:
         """Test the best checkpoint (or the last weights when none was saved)."""

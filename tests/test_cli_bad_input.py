@@ -9,6 +9,7 @@ folder, not even an empty ``lightning_logs/version_N``.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import re
 import urllib.request
@@ -233,3 +234,26 @@ def test_failed_download_names_the_cause(data_root, out_dir, capsys, monkeypatch
         r"Download of 'retinamnist\.npz' failed \(ConnectionRefusedError: .+\)\. Without network access, copy the "
         r"official file \(md5 bd4c0672f1bba3e3a89f0e4e876791e4\) into '.*data' and set --data\.download=false\.$",
     )
+
+
+def test_test_without_checkpoint(data_root, out_dir, capsys):
+    status, stderr = run_cli(["test", *tiny_run_args(data_root, out_dir)], capsys)
+    assert_rejected(
+        status, stderr, out_dir, r"medxai test needs --ckpt_path, otherwise it would evaluate a model with random weights"
+    )
+
+
+def test_test_best_without_run(data_root, out_dir, capsys):
+    status, stderr = run_cli(["test", *tiny_run_args(data_root, out_dir), "--ckpt_path=best"], capsys)
+    assert_rejected(status, stderr, out_dir, r"--ckpt_path best: no best-epoch\*\.ckpt found under .*lightning_logs\. Pass the")
+
+
+def test_test_best_uses_newest_best_checkpoint(data_root, out_dir, capsys):
+    assert main(fit(data_root, out_dir, "--test_after_fit=false", "--report.enabled=false")) == 0
+    best = next((out_dir / "lightning_logs" / "version_0" / "checkpoints").glob("best-*.ckpt"))
+    capsys.readouterr()
+
+    status, stderr = run_cli(["test", *tiny_run_args(data_root, out_dir), "--ckpt_path=best"], capsys)
+    assert status == 0, stderr[-3000:]
+    metrics = json.loads((out_dir / "lightning_logs" / "version_1" / "test_metrics.json").read_text())
+    assert metrics["checkpoint"] == str(best)

@@ -26,7 +26,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from medxai.checkpoints import (
     collect_rng_states,
     continue_run_folder,
-    find_last_checkpoint,
+    find_newest_checkpoint,
     restore_rng_states,
 )
 from medxai.cli import main
@@ -201,7 +201,7 @@ def test_rng_states_roundtrip_weights_only():
     assert torch.equal(torch.rand(3), expected[2])
 
 
-def test_find_last_checkpoint_picks_newest(tmp_path):
+def test_find_newest_checkpoint_picks_newest(tmp_path):
     for version, mtime in ((0, 1_000), (1, 3_000), (2, 2_000)):
         path = tmp_path / "lightning_logs" / f"version_{version}" / "checkpoints" / "last.ckpt"
         path.parent.mkdir(parents=True)
@@ -210,7 +210,7 @@ def test_find_last_checkpoint_picks_newest(tmp_path):
     (tmp_path / "lightning_logs" / "version_3").mkdir()
     trainer = pl.Trainer(default_root_dir=tmp_path, logger=TensorBoardLogger(tmp_path), accelerator="cpu")
 
-    checkpoint, searched = find_last_checkpoint(trainer, "last.ckpt")
+    checkpoint, searched = find_newest_checkpoint(trainer, "last.ckpt")
 
     assert searched == tmp_path / "lightning_logs"
     assert checkpoint == tmp_path / "lightning_logs" / "version_1" / "checkpoints" / "last.ckpt"
