@@ -37,7 +37,15 @@ def read_hyperparameters(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(file, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError) as err:
-        raise ValueError(f"Cannot read checkpoint {file}: {err}. Is it a complete Lightning .ckpt file?") from err
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if reason.startswith("Weights only load failed"):
+            # PyTorch's message continues with several lines of advice about unsafe loading.
+            raise ValueError(
+                f"Cannot read checkpoint {file}: Weights only load failed, so it is not a complete Lightning "
+                ".ckpt file or it stores Python objects besides tensors. Pass --weights_only=false only "
+                "for a file from a source you trust."
+            ) from err
+        raise ValueError(f"Cannot read checkpoint {file}: {reason}. Is it a complete Lightning .ckpt file?") from err
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ValueError(f"{file} is not a Lightning checkpoint (no 'state_dict' entry).")
     return dict(checkpoint.get("hyper_parameters", {}))

@@ -210,7 +210,23 @@ def test_checkpoint_with_pickled_object(data_root, out_dir, tmp_path, capsys):
     torch.save({"state_dict": {}, "hyper_parameters": {"num_classes": 2}, "extra": argparse.Namespace()}, checkpoint)
     args = ["test", *tiny_run_args(data_root, out_dir), f"--ckpt_path={checkpoint}"]
     status, stderr = run_cli(args, capsys)
-    assert_rejected(status, stderr, out_dir, r"Cannot read checkpoint .*pickled\.ckpt: .*Weights only load failed")
+    assert_rejected(
+        status,
+        stderr,
+        out_dir,
+        r"Cannot read checkpoint .*pickled\.ckpt: Weights only load failed, so it is not a complete Lightning "
+        r"\.ckpt file or it stores Python objects besides tensors\. Pass --weights_only=false only for a file "
+        r"from a source you trust\.$",
+    )
+
+
+def test_checkpoint_of_random_bytes(data_root, out_dir, tmp_path, capsys):
+    checkpoint = tmp_path / "noise.ckpt"
+    checkpoint.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    args = ["test", *tiny_run_args(data_root, out_dir), f"--ckpt_path={checkpoint}"]
+    status, stderr = run_cli(args, capsys)
+    assert_rejected(status, stderr, out_dir, r"Cannot read checkpoint .*noise\.ckpt: ")
+    assert "file an issue" not in stderr
 
 
 def test_failed_download_names_the_cause(data_root, out_dir, capsys, monkeypatch):

@@ -54,7 +54,10 @@ def check_name(name: str) -> str:
 def check_size(size: int) -> int:
     """Return ``size`` if MedMNIST+ publishes files at that size, else raise :class:`DataError`."""
     if size not in SIZES:
-        raise DataError(f"Unsupported size {size}. MedMNIST files exist at {', '.join(map(str, SIZES))} px.")
+        raise DataError(
+            f"Unsupported size {size}. MedMNIST files exist at {', '.join(map(str, SIZES))} px. "
+            "Set --data.size to one of them."
+        )
     return size
 
 
@@ -119,7 +122,7 @@ def _root_cause(err: BaseException) -> str:
     """Format the innermost exception as ``"TypeName: first line"``.
 
     medmnist replaces the network error with several lines of manual download steps, so the
-    innermost cause is the part that tells the user what went wrong.
+    innermost cause is the part that names the network error.
     """
     while (err.__cause__ or err.__context__) is not None:
         err = err.__cause__ or err.__context__  # type: ignore[assignment]

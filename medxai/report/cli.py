@@ -53,10 +53,10 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m medxai.report"
     try:
         path = build_report(args.run_dir, device=args.device, max_grid_samples=args.max_grid_samples)
     except (RunDirectoryError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {err}", file=sys.stderr)
         return EXIT_INVALID_INPUT
     except OSError as err:
-        print(f"error: cannot write the report: {err}", file=sys.stderr)
+        print(f"{prog}: error: cannot write the report: {err}", file=sys.stderr)
         return EXIT_WRITE_FAILED
     print(path)
     return 0

@@ -28,7 +28,7 @@ def test_main_missing_run_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
     error = capsys.readouterr().err
     assert code == 2
-    assert error.startswith("error: run directory not found: ")
+    assert error.startswith("python -m medxai.report: error: run directory not found: ")
     assert error.count("\n") == 1
 
 
@@ -60,7 +60,7 @@ def test_module_entry_point(full_run_dir: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert (full_run_dir / "report.html").is_file()
     assert missing.returncode == 2
-    assert missing.stderr.strip().startswith("error: run directory not found")
+    assert missing.stderr.strip().startswith("python -m medxai.report: error: run directory not found")
 
 
 def test_main_usage_names_prog(capsys: pytest.CaptureFixture[str]) -> None:
