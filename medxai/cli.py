@@ -77,6 +77,19 @@ class MedXAICLI(LightningCLI):
             help="After fit, test the best checkpoint (this runs the explain, quantus and report callbacks).",
         )
 
+    def instantiate_classes(self) -> None:
+        """Check each callback group's settings first, so that an error names its group."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        for name, callback_class in _explain_callbacks():
+            settings = config.get(name)
+            if settings is None:
+                continue
+            try:
+                callback_class(**settings.as_dict())
+            except ValueError as err:
+                raise ValueError(f"Invalid --{name} settings: {err}") from err
+        super().instantiate_classes()
+
     def _parse_ckpt_path(self) -> None:
         """Reject an unreadable checkpoint file in one line before LightningCLI reads its hyperparameters."""
         # NOTE: overrides a private LightningCLI 2.6 method, which torch.load()s the file and

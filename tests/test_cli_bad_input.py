@@ -273,3 +273,15 @@ def test_test_best_uses_newest_best_checkpoint(data_root, out_dir, capsys):
     assert status == 0, stderr[-3000:]
     metrics = json.loads((out_dir / "lightning_logs" / "version_1" / "test_metrics.json").read_text())
     assert metrics["checkpoint"] == str(best)
+
+
+@pytest.mark.parametrize(
+    ("option", "pattern"),
+    [
+        ("--quantus.subset_size=-5", r"Invalid --quantus settings: Invalid subset_size=-5\. Expected an integer >= 1"),
+        ("--explain.methods=[gradcam, shap]", r"Invalid --explain settings: Unknown method\(s\) 'shap' in methods\."),
+    ],
+)
+def test_callback_error_names_its_group(data_root, out_dir, capsys, option, pattern):
+    status, stderr = run_cli(fit(data_root, out_dir, option), capsys)
+    assert_rejected(status, stderr, out_dir, pattern)
