@@ -257,6 +257,13 @@ def _configure_logging() -> None:
         logger.propagate = False
 
 
+DESCRIPTION = (
+    "Train a ResNet-18 on a MedMNIST dataset, explain its test predictions and score the "
+    "explanations with Quantus. Besides the subcommands below, 'medxai report RUN_DIR' rebuilds "
+    "the HTML report of a run."
+)
+
+
 def build_cli(args: Any = None, run: bool = True) -> MedXAICLI:
     """Build (and by default run) the CLI; ``args`` as for :class:`LightningCLI`."""
     return MedXAICLI(
@@ -265,7 +272,11 @@ def build_cli(args: Any = None, run: bool = True) -> MedXAICLI:
         seed_everything_default=42,
         save_config_kwargs={"overwrite": True},
         # Raise parse errors instead of printing the whole usage, so main() reports them in one line.
-        parser_kwargs={"exit_on_error": False, **{name: {"exit_on_error": False} for name in SUBCOMMANDS}},
+        parser_kwargs={
+            "exit_on_error": False,
+            "description": DESCRIPTION,
+            **{name: {"exit_on_error": False} for name in SUBCOMMANDS},
+        },
         args=args,
         run=run,
     )

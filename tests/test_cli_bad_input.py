@@ -285,3 +285,11 @@ def test_test_best_uses_newest_best_checkpoint(data_root, out_dir, capsys):
 def test_callback_error_names_its_group(data_root, out_dir, capsys, option, pattern):
     status, stderr = run_cli(fit(data_root, out_dir, option), capsys)
     assert_rejected(status, stderr, out_dir, pattern)
+
+
+def test_top_level_help_lists_report(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert exit_info.value.code in (0, None)
+    assert "'medxai report RUN_DIR' rebuilds the HTML report of a run" in help_text
