@@ -44,6 +44,10 @@ LINKED_FROM_DATA: tuple[tuple[str, str], ...] = (
 )
 
 
+# The checkpoint callback group that writes the file behind each --ckpt_path name.
+NAMED_CHECKPOINT_GROUPS = {"last": "last_checkpoint", "best": "checkpoint"}
+
+
 class MedXAICLI(LightningCLI):
     """LightningCLI with data-to-model links, best-checkpoint selection on ``val/auc`` and
     the explanation, Quantus and report callbacks as configurable groups."""
@@ -103,14 +107,14 @@ class MedXAICLI(LightningCLI):
     def before_fit(self) -> None:
         """Check the inputs before anything is written, and resume the newest run for ``--ckpt_path last``."""
         self._check_before_run()
-        self._resolve_last_checkpoint(resume=True)
+        self._resolve_named_checkpoint("last", resume=True)
         check_checkpoint_matches(self.config_init["fit"].get("ckpt_path"), self.datamodule)
 
     def before_test(self) -> None:
         """Check the inputs and reject a checkpoint trained on other data, before anything is written."""
         self._check_before_run()
-        self._resolve_last_checkpoint(resume=False)
-        self._resolve_best_checkpoint()
+        self._resolve_named_checkpoint("last")
+        self._resolve_named_checkpoint("best")
         ckpt_path = self.config_init[self.subcommand].get("ckpt_path")
         if ckpt_path is None:
             raise ValueError(
@@ -133,61 +137,46 @@ class MedXAICLI(LightningCLI):
         self.datamodule.check_data()
         _check_target_layers(self.trainer, self.model)
 
-    def _resolve_last_checkpoint(self, resume: bool) -> None:
-        """Replace ``--ckpt_path last`` with the newest last checkpoint of any run under the log root.
+    def _resolve_named_checkpoint(self, name: str, resume: bool = False) -> None:
+        """Replace ``--ckpt_path last`` or ``best`` with the newest such checkpoint under the log root.
 
-        Lightning alone would look only in the new run's empty folder. When ``resume`` is true
-        (fit), the logger also continues in the folder of that checkpoint's run, so its
-        checkpoints, TensorBoard events and results stay together.
+        Lightning alone would look only in the new run's empty folder, and it resolves ``best``
+        only in the process that ran ``fit``. When ``resume`` is true (fit from ``last``), the
+        logger also continues in the folder of that checkpoint's run, so its checkpoints,
+        TensorBoard events and results stay together.
         """
         config = self.config_init[self.subcommand]
-        last = config.get("last_checkpoint")
-        # With a fixed --last_checkpoint.dirpath, Lightning finds the file itself.
-        if config.get("ckpt_path") != "last" or last is None or last.dirpath:
+        callback = config.get(NAMED_CHECKPOINT_GROUPS[name])
+        # With a fixed --<group>.dirpath, Lightning finds the file itself.
+        if config.get("ckpt_path") != name or callback is None or callback.dirpath:
             return
-        filename = f"{last.filename}{last.FILE_EXTENSION}"
-        checkpoint, searched = find_newest_checkpoint(self.trainer, filename)
+        if name == "last":
+            pattern = f"{callback.filename}{callback.FILE_EXTENSION}"
+        else:
+            # The best checkpoint's name contains its epoch and score, so match its fixed prefix.
+            pattern = f"{callback.filename.split('{')[0]}*{callback.FILE_EXTENSION}"
+        checkpoint, searched = find_newest_checkpoint(self.trainer, pattern)
         if searched is None:
-            return  # Another logger type: leave "last" to Lightning.
-        if checkpoint is None and not resume:
-            raise ValueError(
-                f"--ckpt_path last: no {filename} found under {searched}. "
-                "Pass the path of a checkpoint file, or the --trainer.default_root_dir of the run."
-            )
-        if checkpoint is None:
+            return  # Another logger type: leave the name to Lightning.
+
+        if checkpoint is None and resume:
             rank_zero_warn(
-                f"--ckpt_path last: no {filename} found under {searched}, so training starts from scratch."
+                f"--ckpt_path {name}: no {pattern} found under {searched}, so training starts from scratch."
             )
             config["ckpt_path"] = None
             return
+        if checkpoint is None:
+            raise ValueError(
+                f"--ckpt_path {name}: no {pattern} found under {searched}. "
+                "Pass the path of a checkpoint file, or the --trainer.default_root_dir of the run."
+            )
+
         config["ckpt_path"] = str(checkpoint)
         if resume:
             run_dir = continue_run_folder(self.trainer, checkpoint) or checkpoint.parent
             rank_zero_info(f"Resuming from {checkpoint}. The run continues in {run_dir}.")
         else:
-            rank_zero_info(f"Using the newest last checkpoint, {checkpoint}.")
-
-    def _resolve_best_checkpoint(self) -> None:
-        """Replace ``--ckpt_path best`` with the newest best checkpoint of any run under the log root.
-
-        Lightning resolves ``best`` only in the process that ran ``fit``. A later ``medxai test``
-        starts a new run, so this searches the runs under the log root instead.
-        """
-        config = self.config_init[self.subcommand]
-        best = config.get("checkpoint")
-        if config.get("ckpt_path") != "best" or best is None or best.dirpath:
-            return
-        pattern = f"{best.filename.split('{')[0]}*{best.FILE_EXTENSION}"
-        checkpoint, searched = find_newest_checkpoint(self.trainer, pattern)
-        if searched is None:
-            return  # Another logger type: leave "best" to Lightning.
-        if checkpoint is None:
-            raise ValueError(
-                f"--ckpt_path best: no {pattern} found under {searched}. "
-                "Pass the path of a checkpoint file, or the --trainer.default_root_dir of the run."
-            )
-        config["ckpt_path"] = str(checkpoint)
-        rank_zero_info(f"Using the newest best checkpoint, {checkpoint}.")
+            rank_zero_info(f"Using the newest {name} checkpoint, {checkpoint}.")
 
     def after_fit(self) -> None:
         """Test the best checkpoint (or the last weights when none was saved)."""

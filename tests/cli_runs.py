@@ -44,6 +44,27 @@ def tiny_run_args(data_root: Path, out_dir: Path, epochs: int = 2) -> list[str]:
     ]
 
 
+def short_recipe_args(max_epochs: int) -> list[str]:
+    """Return options that keep a recipe's training settings but shorten the run to a few batches.
+
+    Quantus and the report are switched off and one image is explained with Saliency, so a run
+    of a whole recipe on tiny fake files takes seconds.
+    """
+    return [
+        "--data.check_md5", "false",
+        "--data.download", "false",
+        "--trainer.max_epochs", str(max_epochs),
+        "--trainer.limit_train_batches", "2",
+        "--trainer.limit_val_batches", "1",
+        "--trainer.enable_progress_bar", "false",
+        "--explain.subset_size", "1",
+        "--explain.methods", "[saliency]",
+        "--quantus.enabled", "false",
+        "--report.after_fit", "false",
+        "--report.after_test", "false",
+    ]  # fmt: skip
+
+
 def console_command() -> list[str]:
     """Return the installed ``medxai`` console script, or ``python -m medxai.cli`` without one."""
     script = shutil.which("medxai")

@@ -9,23 +9,11 @@ import pytest
 
 from benchmarks import multiseed
 from benchmarks.multiseed import SeedRun, read_metrics, run_multiseed, summarize
+from tests.cli_runs import short_recipe_args
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BREAST_RECIPE = REPO_ROOT / "configs" / "breastmnist.yaml"
-# Shrinks the recipe to a few batches and turns the Quantus and report work off.
-TINY_RUN = [
-    "--data.check_md5", "false",
-    "--data.download", "false",
-    "--trainer.max_epochs", "1",
-    "--trainer.limit_train_batches", "2",
-    "--trainer.limit_val_batches", "1",
-    "--trainer.enable_progress_bar", "false",
-    "--explain.subset_size", "1",
-    "--explain.methods", "[saliency]",
-    "--quantus.enabled", "false",
-    "--report.after_fit", "false",
-    "--report.after_test", "false",
-]  # fmt: skip
+TINY_RUN = short_recipe_args(max_epochs=1)
 
 
 def _run(seed: int, wall_s: float, **metrics: float) -> SeedRun:

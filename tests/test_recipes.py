@@ -9,23 +9,11 @@ import pytest
 import yaml
 
 from medxai.cli import main
+from tests.cli_runs import short_recipe_args
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ["bloodmnist", "breastmnist", "retinamnist"]
-# Keeps every training setting of the recipe but shortens the run and the explanation work.
-TINY_RUN = [
-    "--data.check_md5", "false",
-    "--data.download", "false",
-    "--trainer.max_epochs", "2",
-    "--trainer.limit_train_batches", "2",
-    "--trainer.limit_val_batches", "1",
-    "--trainer.enable_progress_bar", "false",
-    "--explain.subset_size", "1",
-    "--explain.methods", "[saliency]",
-    "--quantus.enabled", "false",
-    "--report.after_fit", "false",
-    "--report.after_test", "false",
-]  # fmt: skip
+TINY_RUN = short_recipe_args(max_epochs=2)
 
 
 @pytest.mark.slow
