@@ -245,8 +245,8 @@ TABLE_ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
 def markdown(suite: dict[str, Any], baseline: dict[str, Any]) -> str:
     """Format per-metric times of both sides, the baseline scaled to the suite's images, as Markdown.
 
-    The suite computes each method's maps once (first row) and the metrics that reuse them take
-    well under a second, so their ratio is not shown; the baseline recomputes maps in every call.
+    The suite computes each method's maps once (first row), and the metrics that only reuse them
+    take well under a second, so their ratio is not shown. The baseline recomputes maps in every call.
     """
     scale = suite["images"] / baseline["images"]
     ours_label = f"medxai, {suite['images']} images (s)"

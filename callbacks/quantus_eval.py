@@ -193,6 +193,8 @@ class QuantusCallback(Callback):
                 self._write(trainer, datamodule, labels, indices, parts, out_dir, started)
         finally:
             # Every rank leaves together, so none tears down its process group while rank 0 writes.
+            # NOTE: a rank-1 SIGABRT under ddp_spawn, seen once in CI and not reproduced, led to
+            # this barrier. Whether an early teardown caused it is unconfirmed.
             trainer.strategy.barrier("quantus_written")
 
     def _write(

@@ -54,9 +54,9 @@ class EMAWeightAveraging(LightningEMAWeightAveraging):
         """Create the averaged copy of the model from its weights, without the objects around them.
 
         ``torch.optim.swa_utils.AveragedModel`` deep-copies the module. Under DDP, the attached
-        Trainer's strategy, the optimizer factory that jsonargparse builds and the bound
-        ``forward`` that DDP sets on the instance hold thread locks that cannot be copied, and the
-        average needs none of them, so they are detached during the copy and put back after it.
+        Trainer's strategy, jsonargparse's optimizer factory and the ``forward`` that DDP binds to
+        the instance hold thread locks, which cannot be copied. The average needs none of them, so
+        they are detached during the copy and put back after it.
         """
         detached = _detach_uncopyable(pl_module)
         try:

@@ -236,9 +236,9 @@ def test_failed_download_names_the_cause(data_root, out_dir, capsys, monkeypatch
         monkeypatch.setenv(name, closed_port)
     for name in ("no_proxy", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
-    # urlopen reuses the opener it built on its first call, with the proxies of that moment, so an
-    # earlier test's request would make it ignore the variables above. This is what
-    # urllib.request.install_opener sets, and monkeypatch restores the previous opener.
+    # urlopen keeps the opener that its first call built, with the proxies set at that time, so
+    # after an earlier test's request it would ignore the variables above. The test sets its own
+    # opener as urllib.request.install_opener does, and monkeypatch restores the previous one.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": closed_port, "https": closed_port}))
     monkeypatch.setattr(urllib.request, "_opener", opener)
 
