@@ -288,7 +288,8 @@ def format_markdown(config: Path, runs: list[SeedRun], summary: dict[str, dict[s
     for run in runs:
         status = "ok" if run.ok else f"FAILED: {(run.error or '').splitlines()[0]}"
         timing = f"wall {_number(run.wall_s, 0)} s, CPU {_number(run.cpu_s, 0)} s"
-        load = f"1/5/15-minute load average {_load(run.load_start)} at start, {_load(run.load_end)} at end"
+        start, end = _format_load_average(run.load_start), _format_load_average(run.load_end)
+        load = f"1/5/15-minute load average {start} at start, {end} at end"
         lines.append(f"- seed {run.seed}: {status}. {timing}. {load}.")
         lines.append(f"  `{shlex.join(run.command)}`")
     lines += ["", "## Environment", ""]
@@ -296,7 +297,7 @@ def format_markdown(config: Path, runs: list[SeedRun], summary: dict[str, dict[s
     return "\n".join(lines) + "\n"
 
 
-def _load(values: list[float]) -> str:
+def _format_load_average(values: list[float]) -> str:
     return " / ".join(f"{value:.2f}" for value in values) or "n/a"
 
 
