@@ -36,6 +36,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[An
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        # mkstemp creates the file readable by its owner only, so give it the mode open() would.
+        os.fchmod(fd, 0o666 & ~_current_umask())
     except OSError as err:
         raise OSError(
             f"Cannot write to folder '{target.parent}': {err.strerror or err}. "
@@ -121,3 +123,10 @@ def _to_jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+def _current_umask() -> int:
+    """Return the process umask, which can only be read by setting it and restoring it."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
