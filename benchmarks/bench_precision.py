@@ -12,6 +12,9 @@ The steady-state training speed of the two precisions is measured by
 Example:
     python benchmarks/bench_precision.py --data-root DATA --threads 1 --seeds 0 1 2 3 4 --epochs 10
 
+With ``--image-size 224`` the 28 px files are resized on the fly (``--data.resize 224``), and the
+model gets the ImageNet stem, as in ``bench_train.py``.
+
 ``DATA`` is a folder with the official ``<dataset>.npz``.
 """
 
@@ -45,6 +48,8 @@ def run_fit(args: argparse.Namespace, seed: int, precision: str, work_dir: Path)
         f"--trainer.default_root_dir={work_dir / f'{precision}-seed{seed}'}",
         "--trainer.enable_progress_bar=false",
     ]
+    if args.image_size != 28:
+        cli_args.append(f"--data.resize={args.image_size}")
     sys.argv = sys.argv[:1]  # LightningCLI warns when it gets both `args` and command-line arguments.
     cli = build_cli(cli_args, run=False)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -85,6 +90,7 @@ def main() -> None:
     parser.add_argument("--data-root", required=True, help="folder with the official <dataset>.npz")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--epochs", type=int, default=10, help="trainer.max_epochs of each short run")
+    parser.add_argument("--image-size", type=int, default=28, help="side the model sees; 28 px files are resized")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args()

@@ -25,6 +25,7 @@ from medxai.checkpoints import (
     find_newest_checkpoint,
     read_hyperparameters,
 )
+from medxai.config_files import check_config_files
 from medxai.data import MedMNISTDataModule
 from medxai.module import MedMNISTClassifier
 
@@ -261,10 +262,12 @@ def build_cli(args: Any = None, run: bool = True) -> MedXAICLI:
         seed_everything_default=42,
         save_config_kwargs={"overwrite": True},
         # Raise parse errors instead of printing the whole usage, so main() reports them in one line.
+        # No abbreviated option names: a typo such as --trainer.max_epoch must not pass silently.
         parser_kwargs={
             "exit_on_error": False,
+            "allow_abbrev": False,
             "description": DESCRIPTION,
-            **{name: {"exit_on_error": False} for name in SUBCOMMANDS},
+            **{name: {"exit_on_error": False, "allow_abbrev": False} for name in SUBCOMMANDS},
         },
         args=args,
         run=run,
@@ -285,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return report_main(argv[1:], prog="medxai report")
     try:
+        check_config_files(argv)
         # LightningCLI warns when it gets `args` while sys.argv contains arguments too.
         build_cli(None if from_command_line else argv)
     except ArgumentError as err:

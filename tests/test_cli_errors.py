@@ -69,6 +69,33 @@ def test_yaml_key_typo(base_args, tmp_path, capsys):
     assert len(error_lines(stderr)) == 1
 
 
+@pytest.mark.parametrize("form", ["separate", "equals"])
+def test_yaml_syntax_error_names_the_file(base_args, tmp_path, capsys, form):
+    config = tmp_path / "broken.yaml"
+    config.write_text("data:\n  dataset: breastmnist\n  batch_size: [32\n")
+    config_args = ["--config", str(config)] if form == "separate" else [f"--config={config}"]
+    status, stderr = run_cli([*base_args, *config_args], capsys)
+    assert status == 2
+    assert f"Config file '{config}' is not valid YAML: line 4, column 1" in stderr
+    assert "<unicode string>" not in stderr
+    assert len(error_lines(stderr)) == 1
+
+
+def test_config_that_is_not_text(base_args, tmp_path, capsys):
+    config = tmp_path / "binary.yaml"
+    config.write_bytes(b"data: \xff\xfe\n")
+    status, stderr = run_cli([*base_args, f"--config={config}"], capsys)
+    assert status == 2
+    assert f"Config file '{config}' is not UTF-8 text" in stderr
+
+
+def test_abbreviated_option_is_refused(base_args, capsys):
+    """argparse would read --trainer.max_epoch as --trainer.max_epochs; medxai does not."""
+    status, stderr = run_cli([*base_args, "--trainer.max_epoch=3"], capsys)
+    assert status == 2
+    assert "unrecognized arguments: --trainer.max_epoch=3" in stderr
+
+
 def test_checkpoint_from_other_dataset(tmp_path, capsys):
     root = tmp_path / "data"
     write_fake_npz(root / "breastmnist.npz", "breastmnist")
