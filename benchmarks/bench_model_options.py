@@ -8,6 +8,7 @@ Variants (combine with ``--variants``):
     fp32, bf16          float32, or autocast to bfloat16 as ``trainer.precision: bf16-mixed`` does
     +cl                 channels_last memory format for weights and inputs
     +compile            ``torch.compile`` (inductor) of the model; compile time is reported apart
+    +fused              fused AdamW (``fused=True``) instead of its default multi-tensor update
 
 Example:
     OMP_NUM_THREADS=1 python benchmarks/bench_model_options.py --threads 1 \
@@ -27,7 +28,7 @@ from torch import Tensor, nn
 from bench_common import load_average, machine_info, markdown_table, median, time_steps, write_report
 from medxai.models import build_resnet18
 
-KNOWN_PARTS = ("fp32", "bf16", "cl", "compile")
+KNOWN_PARTS = ("fp32", "bf16", "cl", "compile", "fused")
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Variant:
     bf16: bool
     channels_last: bool
     compile: bool
+    fused: bool
     model: nn.Module
     optimizer: torch.optim.Optimizer
     inputs: Tensor
@@ -56,16 +58,16 @@ class Variant:
             torch.cuda.synchronize()  # so that a step's wall time is the GPU's time
 
 
-def parse_variant(name: str) -> tuple[bool, bool, bool]:
+def parse_variant(name: str) -> tuple[bool, bool, bool, bool]:
     parts = name.split("+")
     unknown = [part for part in parts if part not in KNOWN_PARTS]
     if unknown or parts[0] not in ("fp32", "bf16"):
-        raise SystemExit(f"Invalid variant '{name}'. Expected fp32 or bf16, optionally with +cl and +compile.")
-    return parts[0] == "bf16", "cl" in parts, "compile" in parts
+        raise SystemExit(f"Invalid variant '{name}'. Expected fp32 or bf16, optionally with +cl, +compile and +fused.")
+    return parts[0] == "bf16", "cl" in parts, "compile" in parts, "fused" in parts
 
 
 def build_variant(name: str, args: argparse.Namespace) -> Variant:
-    bf16, channels_last, compiled = parse_variant(name)
+    bf16, channels_last, compiled, fused = parse_variant(name)
     torch.manual_seed(0)
     model = build_resnet18(args.channels, args.classes, image_size=args.size).train().to(args.device)
     inputs = torch.randn(args.batch_size, args.channels, args.size, args.size, device=args.device)
@@ -73,9 +75,10 @@ def build_variant(name: str, args: argparse.Namespace) -> Variant:
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         inputs = inputs.contiguous(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    # fused=None keeps AdamW's default (the multi-tensor update), as in the recipes.
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True if fused else None)
     runnable: nn.Module = torch.compile(model) if compiled else model  # type: ignore[assignment]
-    return Variant(name, bf16, channels_last, compiled, runnable, optimizer, inputs, labels)
+    return Variant(name, bf16, channels_last, compiled, fused, runnable, optimizer, inputs, labels)
 
 
 def main() -> None:
