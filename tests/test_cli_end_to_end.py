@@ -50,6 +50,8 @@ def test_fit_then_test_from_checkpoint(tmp_path: Path):
         ["fit", *common, "--trainer.max_epochs=2", "--trainer.limit_train_batches=2"], tmp_path, root
     )
     assert fit.returncode == 0, fit.stderr[-3000:]
+    assert "GPU available" in fit.stderr  # Lightning's run information still shows.
+    assert "Tip:" not in fit.stderr  # Its advertisement for a cloud logger does not.
     run_dir = tmp_path / "lightning_logs" / "version_0"
     checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert "last.ckpt" in checkpoints
