@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import pickle
 import random
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,16 @@ from lightning.pytorch.utilities import rank_zero_warn
 log = logging.getLogger(__name__)
 
 
-def read_hyperparameters(path: str | Path) -> dict[str, Any]:
-    """Return the model hyperparameters stored in a Lightning checkpoint.
+def load_checkpoint(path: str | Path, weights_only: bool = True) -> dict[str, Any]:
+    """Open a Lightning checkpoint memory-mapped, so that its tensors are not read until used.
 
-    The file is opened with ``torch.load(weights_only=True)``, so it cannot run code.
+    Args:
+        path: The ``.ckpt`` file.
+        weights_only: Load with ``torch.load(weights_only=True)``, which cannot run code. Pass
+            ``False`` only for a file from a trusted source that stores other Python objects.
+
+    Returns:
+        The checkpoint dictionary, with a ``"state_dict"`` entry.
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
@@ -34,36 +40,71 @@ def read_hyperparameters(path: str | Path) -> dict[str, Any]:
             f"Checkpoint not found: {file}. Pass the path of a .ckpt file, e.g. "
             "lightning_logs/version_0/checkpoints/last.ckpt."
         )
+    if not zipfile.is_zipfile(file):
+        raise ValueError(
+            f"{file} is not a complete PyTorch checkpoint: torch.save writes a zip archive, and this "
+            "file is not one (it may be cut short, or another kind of file). Pass the path of a .ckpt "
+            "file that Lightning wrote."
+        )
     try:
-        checkpoint = torch.load(file, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if reason.startswith("Weights only load failed"):
+        checkpoint = torch.load(file, map_location="cpu", weights_only=weights_only, mmap=True)
+    # A damaged or foreign file can fail in many ways inside the unpickler (KeyError, TypeError,
+    # UnpicklingError, ...), and each should end in the one-line message below.
+    except Exception as err:  # noqa: BLE001
+        message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        reason = f"{type(err).__name__}: {message}" if message else type(err).__name__
+        if weights_only and message.startswith("Weights only load failed"):
             # PyTorch's message continues with several lines of advice about unsafe loading.
             raise ValueError(
                 f"Cannot read checkpoint {file}: Weights only load failed, so it is not a complete Lightning "
                 ".ckpt file or it stores Python objects besides tensors. Pass --weights_only=false only "
                 "for a file from a source you trust."
             ) from err
-        raise ValueError(f"Cannot read checkpoint {file}: {reason}. Is it a complete Lightning .ckpt file?") from err
+        raise ValueError(
+            f"Cannot read checkpoint {file}: {reason}. Is it a complete Lightning .ckpt file?"
+        ) from err
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ValueError(f"{file} is not a Lightning checkpoint (no 'state_dict' entry).")
-    return dict(checkpoint.get("hyper_parameters", {}))
+    return checkpoint
 
 
-def check_checkpoint_matches(ckpt_path: str | Path | None, datamodule: Any) -> None:
+def read_hyperparameters(path: str | Path, weights_only: bool = True) -> dict[str, Any]:
+    """Return the model hyperparameters stored in a Lightning checkpoint.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If the file is not a readable Lightning checkpoint.
+    """
+    return dict(load_checkpoint(path, weights_only).get("hyper_parameters", {}))
+
+
+def trained_epochs(path: str | Path, weights_only: bool = True) -> int | None:
+    """Return how many training epochs a checkpoint has finished, or ``None`` if it does not record them.
+
+    Lightning counts an epoch as processed once its training batches are done, before the
+    checkpoint that ends it is written, so this is the epoch count a resumed fit starts from.
+    """
+    checkpoint = load_checkpoint(path, weights_only)
+    try:
+        return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def check_checkpoint_matches(ckpt_path: str | Path | None, datamodule: Any, weights_only: bool = True) -> None:
     """Raise if a checkpoint was trained for another number of classes or channels.
 
     Args:
         ckpt_path: A checkpoint file, or ``None``, ``"best"``, ``"last"`` (nothing to check).
         datamodule: A :class:`~medxai.data.MedMNISTDataModule`.
+        weights_only: Passed to :func:`load_checkpoint`.
 
     Raises:
         ValueError: On a ``num_classes`` or ``in_channels`` mismatch, naming both values.
     """
     if ckpt_path is None or str(ckpt_path) in ("best", "last", "hpc", "registry"):
         return
-    hparams = read_hyperparameters(ckpt_path)
+    hparams = read_hyperparameters(ckpt_path, weights_only)
     for name in ("num_classes", "in_channels"):
         stored, expected = hparams.get(name), getattr(datamodule, name)
         if stored is not None and stored != expected:
@@ -79,7 +120,9 @@ def check_checkpoint_matches(ckpt_path: str | Path | None, datamodule: Any) -> N
         )
 
 
-def find_newest_checkpoint(trainer: pl.Trainer, filename: str) -> tuple[Path | None, Path | None]:
+def find_newest_checkpoint(
+    trainer: pl.Trainer, filename: str, accept: Callable[[Path], bool] | None = None
+) -> tuple[Path | None, Path | None]:
     """Find the newest checkpoint matching ``filename`` that any run under the trainer's log root wrote.
 
     Lightning resolves ``ckpt_path="last"`` in the current run's checkpoint folder only, and
@@ -90,9 +133,11 @@ def find_newest_checkpoint(trainer: pl.Trainer, filename: str) -> tuple[Path | N
     Args:
         trainer: The trainer of the run about to start; nothing has been written yet.
         filename: File name or glob pattern of the checkpoint, e.g. ``last.ckpt`` or ``best-*.ckpt``.
+        accept: Optional test of a match. Matches are tried from the newest to the oldest, and
+            those it rejects are passed over.
 
     Returns:
-        The most recently modified match (``None`` if there is none) and the folder searched.
+        The most recently modified accepted match (``None`` if there is none) and the folder searched.
         For another logger type than TensorBoard or CSV, ``(None, None)``.
     """
     logger = trainer.logger
@@ -104,10 +149,11 @@ def find_newest_checkpoint(trainer: pl.Trainer, filename: str) -> tuple[Path | N
         candidates = list(folder.glob(f"*/checkpoints/{filename}"))
     else:
         return None, None
-    found = [path for path in candidates if path.is_file()]
-    if not found:
-        return None, folder
-    return max(found, key=lambda path: path.stat().st_mtime_ns), folder
+    found = sorted((path for path in candidates if path.is_file()), key=lambda path: path.stat().st_mtime_ns)
+    for path in reversed(found):
+        if accept is None or accept(path):
+            return path, folder
+    return None, folder
 
 
 def continue_run_folder(trainer: pl.Trainer, checkpoint: Path) -> Path | None:

@@ -24,6 +24,7 @@ from medxai.checkpoints import (
     continue_run_folder,
     find_newest_checkpoint,
     read_hyperparameters,
+    trained_epochs,
 )
 from medxai.config_files import check_config_files
 from medxai.data import MedMNISTDataModule
@@ -96,34 +97,50 @@ class MedXAICLI(LightningCLI):
         super().instantiate_classes()
 
     def _parse_ckpt_path(self) -> None:
-        """Reject an unreadable checkpoint file in one line before LightningCLI reads its hyperparameters."""
-        # NOTE: overrides a private LightningCLI 2.6 method, which torch.load()s the file and
-        # would end in a traceback for a truncated or foreign file.
+        """Read the model hyperparameters of ``--ckpt_path`` into the config, as LightningCLI does.
+
+        NOTE: replaces a private LightningCLI 2.6 method. That one always loads with
+        ``weights_only=True`` and reads the whole file, and a truncated or foreign file ends in
+        a traceback. This one honours ``--weights_only``, maps the file instead of reading it,
+        and reports a bad file in one line.
+        """
         subcommand = self.config.get("subcommand")
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt_path and Path(ckpt_path).is_file():
-            read_hyperparameters(ckpt_path)
-        super()._parse_ckpt_path()
+        if not subcommand:
+            return
+        settings = self.config[subcommand]
+        ckpt_path = settings.get("ckpt_path")
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        hparams = read_hyperparameters(ckpt_path, weights_only=settings.get("weights_only") is not False)
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
 
     def before_fit(self) -> None:
         """Check the inputs before anything is written, and resume the newest run for ``--ckpt_path last``."""
         self._check_before_run()
         self._resolve_named_checkpoint("last", resume=True)
-        check_checkpoint_matches(self.config_init["fit"].get("ckpt_path"), self.datamodule)
+        config = self.config_init["fit"]
+        check_checkpoint_matches(config.get("ckpt_path"), self.datamodule, config["weights_only"])
+        _check_epochs_left(config.get("ckpt_path"), self.trainer, config["weights_only"])
 
     def before_test(self) -> None:
         """Check the inputs and reject a checkpoint trained on other data, before anything is written."""
         self._check_before_run()
         self._resolve_named_checkpoint("last")
         self._resolve_named_checkpoint("best")
-        ckpt_path = self.config_init[self.subcommand].get("ckpt_path")
+        config = self.config_init[self.subcommand]
+        ckpt_path = config.get("ckpt_path")
         if ckpt_path is None:
             raise ValueError(
                 f"medxai {self.subcommand} needs --ckpt_path, otherwise it would evaluate a model with "
-                "random weights. Pass a checkpoint file, 'best' (the newest best-*.ckpt of any run "
+                "random weights. Pass a checkpoint file, 'best' (the newest best-*.ckpt of this dataset "
                 "under --trainer.default_root_dir) or 'last'."
             )
-        check_checkpoint_matches(ckpt_path, self.datamodule)
+        check_checkpoint_matches(ckpt_path, self.datamodule, config["weights_only"])
 
     before_validate = before_test
     before_predict = before_test
@@ -156,19 +173,41 @@ class MedXAICLI(LightningCLI):
         else:
             # The best checkpoint's name contains its epoch and score, so match its fixed prefix.
             pattern = f"{callback.filename.split('{')[0]}*{callback.FILE_EXTENSION}"
-        checkpoint, searched = find_newest_checkpoint(self.trainer, pattern)
+        weights_only = config.get("weights_only", True)
+        dataset = self.datamodule.dataset_name
+        other_datasets: list[str] = []
+
+        def trained_on_this_dataset(path: Path) -> bool:
+            try:
+                stored = read_hyperparameters(path, weights_only).get("dataset")
+            except ValueError as err:
+                rank_zero_warn(f"--ckpt_path {name}: passing over an unreadable checkpoint. {err}")
+                return False
+            if stored not in (None, dataset):
+                other_datasets.append(f"{path} ({stored})")
+                return False
+            return True
+
+        checkpoint, searched = find_newest_checkpoint(self.trainer, pattern, accept=trained_on_this_dataset)
         if searched is None:
             return  # Another logger type: leave the name to Lightning.
+        passed_over = ""
+        if other_datasets:
+            passed_over = (
+                f" Newer checkpoints of other datasets were passed over ({len(other_datasets)}, "
+                f"e.g. {other_datasets[0]})."
+            )
 
         if checkpoint is None and resume:
             rank_zero_warn(
-                f"--ckpt_path {name}: no {pattern} found under {searched}, so training starts from scratch."
+                f"--ckpt_path {name}: no {pattern} of {dataset} found under {searched}, so training "
+                f"starts from scratch.{passed_over}"
             )
             config["ckpt_path"] = None
             return
         if checkpoint is None:
             raise ValueError(
-                f"--ckpt_path {name}: no {pattern} found under {searched}. "
+                f"--ckpt_path {name}: no {pattern} of {dataset} found under {searched}.{passed_over} "
                 "Pass the path of a checkpoint file, or the --trainer.default_root_dir of the run."
             )
 
@@ -177,7 +216,7 @@ class MedXAICLI(LightningCLI):
             run_dir = continue_run_folder(self.trainer, checkpoint) or checkpoint.parent
             rank_zero_info(f"Resuming from {checkpoint}. The run continues in {run_dir}.")
         else:
-            rank_zero_info(f"Using the newest {name} checkpoint, {checkpoint}.")
+            rank_zero_info(f"Using the newest {name} checkpoint of {dataset}, {checkpoint}.")
 
     def after_fit(self) -> None:
         """Test the best checkpoint (or the last weights when none was saved)."""
@@ -196,6 +235,24 @@ def _explain_callbacks() -> list[tuple[str, type]]:
     from callbacks import ExplanationCallback, QuantusCallback, ReportCallback
 
     return [("explain", ExplanationCallback), ("quantus", QuantusCallback), ("report", ReportCallback)]
+
+
+def _check_epochs_left(ckpt_path: str | None, trainer: Any, weights_only: bool) -> None:
+    """Reject resuming a checkpoint that has already trained ``trainer.max_epochs`` epochs.
+
+    Lightning would restore it, train nothing, and then test and explain it again, writing
+    over the results and the config of the run it came from.
+    """
+    if not ckpt_path or not Path(ckpt_path).is_file() or trainer.max_epochs in (None, -1):
+        return
+    done = trained_epochs(ckpt_path, weights_only)
+    if done is not None and done >= trainer.max_epochs:
+        raise ValueError(
+            f"Checkpoint {ckpt_path} has already trained {done} epochs and --trainer.max_epochs is "
+            f"{trainer.max_epochs}, so there is nothing left to train, and resuming would overwrite "
+            f"the results of its run. To train longer, set --trainer.max_epochs above {done}. To "
+            f"evaluate it, run 'medxai test --config CONFIG --ckpt_path {ckpt_path}'."
+        )
 
 
 def _check_writable(trainer: Any) -> None:

@@ -166,7 +166,7 @@ def test_truncated_checkpoint(data_root, out_dir, tmp_path, capsys):
         status,
         stderr,
         out_dir,
-        r"Cannot read checkpoint .*cut\.ckpt: .*Is it a complete Lightning \.ckpt",
+        r"cut\.ckpt is not a complete PyTorch checkpoint: .*it may be cut short",
     )
 
 
@@ -176,7 +176,7 @@ def test_test_last_without_run(data_root, out_dir, capsys):
         status,
         stderr,
         out_dir,
-        r"--ckpt_path last: no last\.ckpt found under .*lightning_logs\. Pass the",
+        r"--ckpt_path last: no last\.ckpt of breastmnist found under .*lightning_logs\. Pass the",
     )
 
 
@@ -225,7 +225,7 @@ def test_checkpoint_of_random_bytes(data_root, out_dir, tmp_path, capsys):
     checkpoint.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     args = ["test", *tiny_run_args(data_root, out_dir), f"--ckpt_path={checkpoint}"]
     status, stderr = run_cli(args, capsys)
-    assert_rejected(status, stderr, out_dir, r"Cannot read checkpoint .*noise\.ckpt: ")
+    assert_rejected(status, stderr, out_dir, r"noise\.ckpt is not a complete PyTorch checkpoint: ")
     assert "file an issue" not in stderr
 
 
@@ -261,7 +261,7 @@ def test_test_without_checkpoint(data_root, out_dir, capsys):
 
 def test_test_best_without_run(data_root, out_dir, capsys):
     status, stderr = run_cli(["test", *tiny_run_args(data_root, out_dir), "--ckpt_path=best"], capsys)
-    assert_rejected(status, stderr, out_dir, r"--ckpt_path best: no best-epoch\*\.ckpt found under .*lightning_logs\. Pass the")
+    assert_rejected(status, stderr, out_dir, r"--ckpt_path best: no best-epoch\*\.ckpt of breastmnist found under .*lightning_logs\. Pass the")
 
 
 def test_test_best_uses_newest_best_checkpoint(data_root, out_dir, capsys):

@@ -231,7 +231,7 @@ def test_fit_last_without_run_starts_fresh(tmp_path, capsys):
         "--report.after_fit=false",
         "--ckpt_path=last",
     ]
-    with pytest.warns(UserWarning, match="no last.ckpt found under .*, so training starts from scratch"):
+    with pytest.warns(UserWarning, match="no last.ckpt of breastmnist found under .*, so training starts from scratch"):
         assert main(args) == 0
     assert [path.name for path in run_dirs(tmp_path / "out")] == ["version_0"]
     assert (tmp_path / "out/lightning_logs/version_0/checkpoints/last.ckpt").is_file()
