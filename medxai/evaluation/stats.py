@@ -20,6 +20,9 @@ from scipy import stats as scipy_stats
 
 DIRECTIONS: tuple[str, ...] = ("higher", "lower")
 
+# Family-wise error rate at which a Holm-corrected pairwise difference counts as significant.
+SIGNIFICANCE_LEVEL = 0.05
+
 
 def direction_name(direction: ScoreDirection | str) -> str:
     """Return ``"higher"`` or ``"lower"`` for a Quantus direction or its string value.
@@ -258,8 +261,10 @@ def pairwise_tests(
 
     Returns:
         One row per metric and method pair: ``metric, property, direction, method_a, method_b,
-        n_pairs, statistic, p_value, p_holm, rank_a, rank_b, better, note``. ``better`` names the
-        method with the better mean (empty on a tie).
+        n_pairs, statistic, p_value, p_holm, significant, rank_a, rank_b, better, note``.
+        ``better`` names the method with the better mean (empty on a tie), whether or not the
+        difference is significant. ``significant`` is whether ``p_holm`` is below
+        :data:`SIGNIFICANCE_LEVEL`.
     """
     rows: list[dict[str, Any]] = []
     for metric, info in metric_info.items():
@@ -292,6 +297,7 @@ def pairwise_tests(
         adjusted = holm_adjust([row["p_value"] for row in metric_rows])
         for row, p_holm in zip(metric_rows, adjusted):
             row["p_holm"] = float(p_holm)
+            row["significant"] = bool(math.isfinite(p_holm) and p_holm < SIGNIFICANCE_LEVEL)
         rows.extend(metric_rows)
     return rows
 

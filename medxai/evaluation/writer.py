@@ -55,7 +55,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 )
 STATS_COLUMNS: tuple[str, ...] = (
     "metric", "property", "direction", "method_a", "method_b", "n_pairs", "statistic", "p_value", "p_holm",
-    "rank_a", "rank_b", "better", "note",
+    "significant", "rank_a", "rank_b", "better", "note",
 )
 
 

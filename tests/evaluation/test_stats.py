@@ -179,6 +179,17 @@ def test_pairwise_tests_apply_holm_per_metric():
     good_bad = next(row for row in rows if row["metric"] == "C" and {row["method_a"], row["method_b"]} == {"good", "bad"})
     assert good_bad["better"] == "good"
     assert good_bad["p_holm"] < 0.001
+    assert good_bad["significant"] is True
+
+
+def test_pairwise_tests_mark_noise_not_significant():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(2, 30))
+    scores = {"a": {"M": noise[0]}, "b": {"M": noise[1]}}
+    (row,) = pairwise_tests(scores, {"M": {"property": "p", "direction": "higher"}})
+    assert row["p_holm"] > 0.05
+    assert row["significant"] is False
+    assert row["better"] in ("a", "b")  # The better mean is still named.
 
 
 def test_normalised_table_best_is_one():

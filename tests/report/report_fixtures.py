@@ -148,6 +148,9 @@ def write_explanations(run_dir: Path) -> None:
     )
 
 
+METRIC_REFERENCE = "Bhatt et al. 2020, Evaluating and aggregating feature-based model explanations, IJCAI"
+
+
 def write_quantus(run_dir: Path) -> None:
     out = run_dir / "quantus"
     write_csv(
@@ -172,6 +175,15 @@ def write_quantus(run_dir: Path) -> None:
     scores = {
         "config": {"seed": 1234, "metrics": ["FaithfulnessCorrelation", "MPRT"]},
         "versions": {"quantus": "0.6.0", "torch": "2.14.1"},
+        "metrics": {
+            "FaithfulnessCorrelation": {
+                "property": "faithfulness",
+                "direction": "higher",
+                "reference": METRIC_REFERENCE,
+                "note": "Pearson correlation between attribution sums and logit drops.",
+                "params": {"nr_runs": 30, "disable_warnings": True, "display_progressbar": False},
+            }
+        },
         "scores": {"gradcam": {"FaithfulnessCorrelation": [0.1, 0.2, float("nan")]}},
         "failures": [
             {"method": "saliency", "metric": "MPRT", "reason": QUANTUS_FAILURE, "n_failed": 3, "n_total": 3}

@@ -16,6 +16,7 @@ from tests.report.report_fixtures import (
     ALL_PARTS,
     CLASS_NAMES,
     IG_FAILURE,
+    METRIC_REFERENCE,
     QUANTUS_FAILURE,
     REFERENCE,
     SKIPPED_REASON,
@@ -114,6 +115,21 @@ def test_full_report_content(full_run_dir: Path) -> None:
     assert QUANTUS_FAILURE in sections["failures"]
     assert SKIPPED_REASON in sections["failures"]
     assert "seed_everything: 1234" in sections["config"]
+
+
+def test_metric_table_from_scores_json(full_run_dir: Path) -> None:
+    quantus = parse(build_report(full_run_dir).read_text()).sections["quantus"]
+    assert "better when" in quantus
+    assert METRIC_REFERENCE in quantus
+    assert "Pearson correlation between attribution sums and logit drops." in quantus
+    assert "nr_runs=30" in quantus
+    assert "display_progressbar" not in quantus  # Display switches are left out.
+
+
+def test_normalised_scores_carry_caveat(full_run_dir: Path) -> None:
+    quantus = parse(build_report(full_run_dir).read_text()).sections["quantus"]
+    assert "stretches even small differences to the full range" in quantus
+    assert "significant is p_holm < 0.05" in quantus
 
 
 def test_wrong_prediction_row_marked(full_run_dir: Path) -> None:

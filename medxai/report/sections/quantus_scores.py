@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from medxai.evaluation.stats import SIGNIFICANCE_LEVEL
 from medxai.report import quantus_record, run_files
 from medxai.report.context import ReportContext
 from medxai.report.html import (
@@ -29,14 +30,26 @@ _TABLES = (
     (
         run_files.QUANTUS_NORMALIZED,
         "Normalised scores",
-        "Scores rescaled to 0 to 1 across methods, with 1 the best, whatever the metric's direction.",
+        "Scores rescaled to 0 to 1 across methods, with 1 the best, whatever the metric's direction. "
+        "The rescaling stretches even small differences to the full range: check the significant "
+        "column below before reading a gap as a finding.",
     ),
     (
         run_files.QUANTUS_STATS,
         "Ranks and significance",
         "Ranks of the methods per metric and paired Wilcoxon signed-rank tests between methods, "
-        "with Holm-corrected p-values.",
+        f"with Holm-corrected p-values. significant is p_holm < {SIGNIFICANCE_LEVEL}; better names the "
+        "method with the better mean even where the difference is not significant.",
     ),
+)
+# Quantus parameters that change only its output format, left out of the metric table.
+_DISPLAY_PARAMETERS = frozenset({"disable_warnings", "display_progressbar", "return_aggregate"})
+# Columns of the metric description table, and the scores.json key behind each.
+_METRIC_COLUMNS = (
+    ("property", "property"),
+    ("better when", "direction"),
+    ("reference", "reference"),
+    ("what it measures and how medxai runs it", "note"),
 )
 
 
@@ -47,7 +60,7 @@ def render(context: ReportContext) -> Section:
         body = notice(run_files.missing_message(run_files.QUANTUS_DIR + "/", run_files.QUANTUS_DIR))
         return Section("quantus", "Quantus evaluation", body)
 
-    parts = []
+    parts = [_metric_descriptions(context)]
     for relative_path, heading, description in _TABLES:
         parts.append(f"<h3>{heading}</h3>")
         parts.append(_csv_table(context, relative_path, description))
@@ -57,6 +70,7 @@ def render(context: ReportContext) -> Section:
     if radar.is_file():
         alt = "Radar plot of normalised Quantus scores"
         parts.append(image(radar.read_bytes(), alt, caption=run_files.QUANTUS_RADAR))
+        parts.append(paragraph("The radar shows the normalised scores, so it shares their caveat.", "muted"))
     else:
         parts.append(notice(run_files.missing_message(run_files.QUANTUS_RADAR, run_files.QUANTUS_DIR)))
 
@@ -74,6 +88,34 @@ def _csv_table(context: ReportContext, relative_path: str, description: str) -> 
     except (OSError, ValueError) as err:
         return notice(f"Cannot read {relative_path}: {err}", error=True)
     return paragraph(description, "muted") + table(csv_table.header, csv_table.rows)
+
+
+def _metric_descriptions(context: ReportContext) -> str:
+    """Return a table of what each metric measures, its direction and its paper, from scores.json."""
+    try:
+        metrics = quantus_record.read_scores(context.run_dir).get("metrics")
+    except (OSError, ValueError):
+        return ""  # The run record section below reports an unreadable scores.json.
+    if not isinstance(metrics, dict) or not metrics:
+        return ""
+    rows = []
+    for name, info in metrics.items():
+        info = info if isinstance(info, dict) else {}
+        direction = info.get("direction")
+        better = {"higher": "higher", "lower": "lower"}.get(str(direction), "")
+        cells = [better if key == "direction" else info.get(key, "") for _, key in _METRIC_COLUMNS]
+        rows.append([name, *cells, _parameters(info.get("params"))])
+    header = ["metric", *(title for title, _ in _METRIC_COLUMNS), "parameters"]
+    intro = paragraph("Each metric's units and range are those of the paper it follows.", "muted")
+    return "<h3>Metrics</h3>" + intro + table(header, rows)
+
+
+def _parameters(params: object) -> str:
+    """Format a metric's parameters as ``name=value`` pairs, without the display switches."""
+    if not isinstance(params, dict):
+        return ""
+    pairs = [f"{name}={value}" for name, value in params.items() if name not in _DISPLAY_PARAMETERS]
+    return ", ".join(pairs)
 
 
 def _scores_metadata(context: ReportContext) -> str:
