@@ -229,8 +229,9 @@ def test_checkpoint_of_random_bytes(data_root, out_dir, tmp_path, capsys):
     assert "file an issue" not in stderr
 
 
-def test_failed_download_names_the_cause(data_root, out_dir, capsys, monkeypatch):
-    # A proxy on a closed local port: the download fails for real without leaving this machine.
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Send downloads to a proxy on a closed local port, so they fail for real without leaving this machine."""
     closed_port = "http://127.0.0.1:9"
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.setenv(name, closed_port)
@@ -242,13 +243,31 @@ def test_failed_download_names_the_cause(data_root, out_dir, capsys, monkeypatch
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": closed_port, "https": closed_port}))
     monkeypatch.setattr(urllib.request, "_opener", opener)
 
+
+def test_failed_download_names_the_cause(data_root, out_dir, capsys, offline):
     status, stderr = run_cli(fit(data_root, out_dir, "--data.dataset=retinamnist", "--data.download=true"), capsys)
     assert_rejected(
         status,
         stderr,
         out_dir,
         r"Download of 'retinamnist\.npz' failed \(ConnectionRefusedError: .+\)\. Without network access, copy the "
-        r"official file \(md5 bd4c0672f1bba3e3a89f0e4e876791e4\) into '.*data' and set --data\.download=false\.$",
+        r"official file \(md5 bd4c0672f1bba3e3a89f0e4e876791e4\) into '.*data', or point --data\.root \(or "
+        r"\$MEDXAI_DATA_ROOT\) at a folder that has it, and set --data\.download=false\.$",
+    )
+
+
+def test_failed_download_leaves_no_new_folder(out_dir, tmp_path, capsys, offline):
+    typo = tmp_path / "medmnsit"
+    status, stderr = run_cli(fit(typo, out_dir, "--data.download=true"), capsys)
+    assert_rejected(status, stderr, out_dir, r"Download of 'breastmnist\.npz' failed")
+    assert not typo.exists()
+
+
+def test_data_root_that_is_a_file(data_root, out_dir, capsys):
+    npz = data_root / "breastmnist.npz"
+    status, stderr = run_cli(fit(npz, out_dir), capsys)
+    assert_rejected(
+        status, stderr, out_dir, r"--data\.root must be a folder, but '.*breastmnist\.npz' is a file\. Pass the folder"
     )
 
 

@@ -98,6 +98,11 @@ def fetch(file: NpzFile, download: bool) -> None:
     Raises:
         DataError: If the file is missing and ``download`` is false, or the download failed.
     """
+    if file.root.exists() and not file.root.is_dir():
+        raise DataError(
+            f"--data.root must be a folder, but '{file.root}' is a file. Pass the folder that holds "
+            f"'{file.filename}', e.g. --data.root {file.root.parent}."
+        )
     if file.path.is_file():
         return
     if not download:
@@ -106,15 +111,19 @@ def fetch(file: NpzFile, download: bool) -> None:
             f"(md5 {file.md5}) in the folder '{file.root}' (set with --data.root or ${DATA_ROOT_ENV}), "
             "or set --data.download=true to fetch it."
         )
+    created_root = not file.root.exists()
     file.root.mkdir(parents=True, exist_ok=True)
     log.info("Downloading %s into %s", file.filename, file.root)
     dataset_class = getattr(medmnist, INFO[file.flag]["python_class"])
     try:
         dataset_class(split="test", root=str(file.root), size=file.size, download=True)
     except Exception as err:  # medmnist/torchvision raise URLError, RuntimeError or OSError.
+        if created_root and not any(file.root.iterdir()):
+            file.root.rmdir()  # A mistyped --data.root should not leave an empty folder behind.
         raise DataError(
             f"Download of '{file.filename}' failed ({_root_cause(err)}). Without network access, "
-            f"copy the official file (md5 {file.md5}) into '{file.root}' and set --data.download=false."
+            f"copy the official file (md5 {file.md5}) into '{file.root}', or point --data.root (or "
+            f"${DATA_ROOT_ENV}) at a folder that has it, and set --data.download=false."
         ) from err
 
 
