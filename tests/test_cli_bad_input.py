@@ -267,7 +267,7 @@ def test_data_root_that_is_a_file(data_root, out_dir, capsys):
     npz = data_root / "breastmnist.npz"
     status, stderr = run_cli(fit(npz, out_dir), capsys)
     assert_rejected(
-        status, stderr, out_dir, r"--data\.root must be a folder, but '.*breastmnist\.npz' is a file\. Pass the folder"
+        status, stderr, out_dir, r"Invalid --data\.root: '.*breastmnist\.npz' is a file, not a folder\. Pass the folder"
     )
 
 
