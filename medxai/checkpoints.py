@@ -1,4 +1,5 @@
-"""Checkpoint helpers: checks that a checkpoint fits the data, resume lookup and RNG states."""
+"""Checkpoint helpers: reading and checking checkpoints, finding the one to resume, comparing a
+resumed run's settings, and the RNG states saved with them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 import random
 import re
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -208,3 +209,45 @@ def restore_rng_states(states: dict[str, Any]) -> None:
     cuda_states = states.get("cuda")
     if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all([state.cpu() for state in cuda_states])
+
+
+def flatten_settings(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested mappings into ``{"group.key": value}``. Lists and scalars stay as values."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_settings(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def config_changes(saved: Mapping[str, Any], current: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
+    """List the settings that differ between two configs, as ``"key: old -> new"`` lines.
+
+    Args:
+        saved: The config a run was started with, as read from its ``config.yaml``.
+        current: The config of the command about to continue it.
+        ignore: Dotted keys to leave out, such as ``ckpt_path``.
+
+    Returns:
+        One line per changed, added or removed setting, sorted by key.
+    """
+    old, new = flatten_settings(saved), flatten_settings(current)
+    missing = "(not set)"
+    return [
+        f"{key}: {old.get(key, missing)} -> {new.get(key, missing)}"
+        for key in sorted(old.keys() | new.keys())
+        if key not in ignore and old.get(key, missing) != new.get(key, missing)
+    ]
+
+
+def resume_config_name(run_dir: Path) -> str:
+    """Return the next free ``config-resume-N.yaml`` name in ``run_dir`` (N from 1)."""
+    numbers = [
+        int(match.group(1))
+        for path in run_dir.glob("config-resume-*.yaml")
+        if (match := re.fullmatch(r"config-resume-(\d+)\.yaml", path.name))
+    ]
+    return f"config-resume-{max(numbers, default=0) + 1}.yaml"

@@ -14,16 +14,19 @@ from argparse import ArgumentError
 from pathlib import Path
 from typing import Any
 
+import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from medxai.checkpoints import (
     check_checkpoint_matches,
+    config_changes,
     continue_run_folder,
     find_newest_checkpoint,
     read_hyperparameters,
+    resume_config_name,
     trained_epochs,
 )
 from medxai.config_files import check_config_files
@@ -45,6 +48,9 @@ LINKED_FROM_DATA: tuple[tuple[str, str], ...] = (
     ("dataset_name", "dataset"),
 )
 
+
+# Settings whose change on resume is expected, so it is not reported.
+RESUME_IGNORED_SETTINGS: tuple[str, ...] = ("ckpt_path",)
 
 # The checkpoint callback group that writes the file behind each --ckpt_path name.
 NAMED_CHECKPOINT_GROUPS = {"last": "last_checkpoint", "best": "checkpoint"}
@@ -215,8 +221,34 @@ class MedXAICLI(LightningCLI):
         if resume:
             run_dir = continue_run_folder(self.trainer, checkpoint) or checkpoint.parent
             rank_zero_info(f"Resuming from {checkpoint}. The run continues in {run_dir}.")
+            self._keep_run_config(run_dir)
         else:
             rank_zero_info(f"Using the newest {name} checkpoint of {dataset}, {checkpoint}.")
+
+    def _keep_run_config(self, run_dir: Path) -> None:
+        """Keep the resumed run's ``config.yaml`` and save this command's config beside it.
+
+        LightningCLI would overwrite ``config.yaml``, the record of the settings the run started
+        with. This command's settings go to ``config-resume-N.yaml`` instead, and a warning lists
+        the settings that differ.
+        """
+        saved_path = run_dir / "config.yaml"
+        saver = next((cb for cb in self.trainer.callbacks if isinstance(cb, SaveConfigCallback)), None)
+        if saver is None or not saved_path.is_file():
+            return
+        saver.config_filename = resume_config_name(run_dir)
+        try:
+            saved = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
+            current = yaml.safe_load(saver.parser.dump(saver.config, skip_none=False)) or {}
+        except (OSError, yaml.YAMLError) as err:
+            rank_zero_warn(f"Cannot compare with the settings in {saved_path}: {err}")
+            return
+        changes = config_changes(saved, current, ignore=RESUME_IGNORED_SETTINGS)
+        if changes:
+            rank_zero_warn(
+                f"Resuming with settings that differ from {saved_path} (kept as it is; this command's "
+                f"settings are saved to {saver.config_filename}): " + "; ".join(changes)
+            )
 
     def after_fit(self) -> None:
         """Test the best checkpoint (or the last weights when none was saved)."""

@@ -44,8 +44,9 @@ from tests.conftest import write_fake_npz
 TOLERANCE = 1e-6
 # Calls that write a file in place. medxai/io.py wraps them in a temporary file and a rename.
 FILE_WRITERS = {"savefig", "save", "savez", "savez_compressed", "write_text", "write_bytes", "dump", "to_csv"}
-# (file, call) pairs that write elsewhere: figures.py renders PNGs into an in-memory buffer.
-IN_MEMORY_WRITERS = {("medxai/report/figures.py", "savefig")}
+# (file, call) pairs that match FILE_WRITERS by name but write to memory: figures.py renders
+# PNGs into a buffer, and cli.py dumps a config to a string.
+IN_MEMORY_WRITERS = {("medxai/report/figures.py", "savefig"), ("medxai/cli.py", "dump")}
 EPOCHS = 2
 RUN_TIMEOUT_S = 240
 
@@ -157,6 +158,17 @@ def test_resume_continues_in_same_folder(resumed_run):
     assert (run_dir / "test_metrics.json").is_file()
     assert (run_dir / "explanations" / "explanations.json").is_file()
     assert torch.load(last, weights_only=True)["epoch"] == EPOCHS - 1
+
+
+@pytest.mark.slow
+def test_resume_keeps_run_config(resumed_run):
+    """The killed run's config.yaml stays; the resuming command's settings go beside it."""
+    (run_dir,) = run_dirs(resumed_run["out_dir"])
+    assert "PauseMidEpoch" in (run_dir / "config.yaml").read_text()
+    assert "PauseMidEpoch" not in (run_dir / "config-resume-1.yaml").read_text()
+    warning = " ".join(resumed_run["stderr"].split())
+    assert "Resuming with settings that differ from" in warning
+    assert "trainer.callbacks" in warning
 
 
 @pytest.mark.slow
