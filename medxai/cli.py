@@ -49,6 +49,26 @@ LINKED_FROM_DATA: tuple[tuple[str, str], ...] = (
 )
 
 
+SUBCOMMAND_DESCRIPTIONS: dict[str, str] = {
+    "fit": "Train, then test the best checkpoint, explain it and score the explanations.",
+    "validate": "Evaluate a checkpoint on the validation split.",
+    "test": "Test a checkpoint, explain it and score the explanations, in a new run folder.",
+    "predict": "Predict the test split with a checkpoint.",
+}
+
+# medxai's help for Trainer method options whose meaning it extends.
+SUBCOMMAND_HELP: dict[str, str] = {
+    "ckpt_path": (
+        "Checkpoint to start from: a .ckpt file, 'last' (the newest last.ckpt of this dataset under "
+        "--trainer.default_root_dir; fit resumes that run in its own folder) or 'best' (the newest "
+        "best-*.ckpt of this dataset). Required for test, validate and predict."
+    ),
+    "weights_only": (
+        "Load checkpoints with torch.load(weights_only=True), which cannot run code (default: true). "
+        "Set false only for a checkpoint from a source you trust that stores other Python objects."
+    ),
+}
+
 # Settings whose change on resume is expected, so it is not reported.
 RESUME_IGNORED_SETTINGS: tuple[str, ...] = ("ckpt_path",)
 
@@ -88,6 +108,29 @@ class MedXAICLI(LightningCLI):
             default=True,
             help="After fit, test the best checkpoint (this runs the explain, quantus and report callbacks).",
         )
+
+    def _add_subcommands(self, parser: LightningArgumentParser, **kwargs: Any) -> None:
+        """Add the subcommands with medxai's descriptions instead of the Trainer methods' docstrings."""
+        # NOTE: replaces a private LightningCLI 2.6 method, which cuts each Trainer docstring
+        # after its first line, mid-sentence for test and predict.
+        self._subcommand_parsers: dict[str, LightningArgumentParser] = {}
+        subcommands_action = parser.add_subcommands()
+        for subcommand in self.subcommands():
+            description = SUBCOMMAND_DESCRIPTIONS[subcommand]
+            subparser_kwargs = {"description": description, **kwargs.get(subcommand, {})}
+            subparser = self._prepare_subcommand_parser(self.trainer_class, subcommand, **subparser_kwargs)
+            self._subcommand_parsers[subcommand] = subparser
+            subcommands_action.add_subcommand(subcommand, subparser, help=description)
+
+    def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
+        """Replace Lightning's help of the options whose meaning medxai changes."""
+        # NOTE: overrides a private LightningCLI 2.6 method, the only place where the options of
+        # Trainer.fit/test (added after add_arguments_to_parser) can be reached.
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        for action in parser._actions:
+            if action.dest in SUBCOMMAND_HELP:
+                action.help = SUBCOMMAND_HELP[action.dest]
+        return parser
 
     def instantiate_classes(self) -> None:
         """Check each callback group's settings first, so that an error names its group."""

@@ -312,3 +312,19 @@ def test_top_level_help_lists_report(capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     assert exit_info.value.code in (0, None)
     assert "'medxai report RUN_DIR' rebuilds the HTML report of a run" in help_text
+
+
+def test_top_level_help_describes_subcommands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "test Test a checkpoint, explain it and score the explanations, in a new run folder." in help_text
+    assert "make sure you never run on your" not in help_text  # Lightning's cut-off docstring.
+
+
+def test_ckpt_path_help_names_best_and_last(capsys):
+    with pytest.raises(SystemExit):
+        main(["test", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "'last' (the newest last.ckpt of this dataset" in help_text
+    assert "Required for test, validate and predict." in help_text
