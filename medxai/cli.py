@@ -27,11 +27,12 @@ from medxai.checkpoints import (
     find_newest_checkpoint,
     read_hyperparameters,
     resume_config_name,
-    trained_epochs,
 )
 from medxai.config_files import check_config_files
+from medxai.console_logging import configure_logging
 from medxai.data import MedMNISTDataModule
 from medxai.module import MedMNISTClassifier
+from medxai.run_checks import check_epochs_left, check_target_layers, check_writable
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ class MedXAICLI(LightningCLI):
         self._resolve_named_checkpoint("last", resume=True)
         config = self.config_init["fit"]
         check_checkpoint_matches(config.get("ckpt_path"), self.datamodule, config["weights_only"])
-        _check_epochs_left(config.get("ckpt_path"), self.trainer, config["weights_only"])
+        check_epochs_left(config.get("ckpt_path"), self.trainer, config["weights_only"])
 
     def before_test(self) -> None:
         """Check the inputs and reject a checkpoint trained on other data, before anything is written."""
@@ -200,9 +201,9 @@ class MedXAICLI(LightningCLI):
         if config.get("weights_only") is None:
             # Checkpoints load without unpickling arbitrary objects unless --weights_only=false is given.
             config["weights_only"] = True
-        _check_writable(self.trainer)
+        check_writable(self.trainer)
         self.datamodule.check_data()
-        _check_target_layers(self.trainer, self.model)
+        check_target_layers(self.trainer, self.model, {cls: name for name, cls in _explain_callbacks()})
 
     def _resolve_named_checkpoint(self, name: str, resume: bool = False) -> None:
         """Replace ``--ckpt_path last`` or ``best`` with the newest such checkpoint under the log root.
@@ -312,86 +313,6 @@ def _explain_callbacks() -> list[tuple[str, type]]:
     return [("explain", ExplanationCallback), ("quantus", QuantusCallback), ("report", ReportCallback)]
 
 
-def _check_epochs_left(ckpt_path: str | None, trainer: Any, weights_only: bool) -> None:
-    """Reject resuming a checkpoint that has already trained ``trainer.max_epochs`` epochs.
-
-    Lightning would restore it, train nothing, and then test and explain it again, writing
-    over the results and the config of the run it came from.
-    """
-    if not ckpt_path or not Path(ckpt_path).is_file() or trainer.max_epochs in (None, -1):
-        return
-    done = trained_epochs(ckpt_path, weights_only)
-    if done is not None and done >= trainer.max_epochs:
-        raise ValueError(
-            f"Checkpoint {ckpt_path} has already trained {done} epochs and --trainer.max_epochs is "
-            f"{trainer.max_epochs}, so there is nothing left to train, and resuming would overwrite "
-            f"the results of its run. To train longer, set --trainer.max_epochs above {done}. To "
-            f"evaluate it, run 'medxai test --config CONFIG --ckpt_path {ckpt_path}'."
-        )
-
-
-def _check_writable(trainer: Any) -> None:
-    """Raise OSError if the run's output folders cannot be created or written. Creates nothing."""
-    folders = [Path(trainer.default_root_dir)]
-    folders += [Path(logger.save_dir) for logger in trainer.loggers if logger.save_dir]
-    for folder in folders:
-        existing = folder.absolute()
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
-        if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
-            continue
-        is_file = existing.exists() and not existing.is_dir()
-        problem = "is a file, not a folder" if is_file else "is not writable"
-        raise OSError(
-            f"Cannot write run outputs to '{folder}': '{existing}' {problem}. "
-            "Choose a writable folder with --trainer.default_root_dir."
-        )
-
-
-def _check_target_layers(trainer: Any, model: Any) -> None:
-    """Raise ValueError if a callback's target layer is missing from the model.
-
-    The callbacks check again in their ``setup``, but only after the logger has created the run folder.
-    """
-    from medxai.explain.layers import resolve_layer
-    from medxai.explain.methods import get_method
-
-    groups = {callback_class: name for name, callback_class in _explain_callbacks()}
-    for callback in trainer.callbacks:
-        group = groups.get(type(callback))
-        methods = getattr(callback, "methods", ())
-        if group is None or not any(get_method(name).uses_layer for name in methods):
-            continue
-        try:
-            resolve_layer(model.model, callback.layer)
-        except ValueError as err:
-            raise ValueError(f"Invalid --{group}.layer: {err}") from err
-
-
-# Lightning 2.6 logs an advertisement for its cloud logger at every Trainer start.
-LIGHTNING_TIP_PREFIX = "💡 Tip:"
-LIGHTNING_INFO_LOGGER = "lightning.pytorch.utilities.rank_zero"
-
-
-def _drop_lightning_tips(record: logging.LogRecord) -> bool:
-    """Return False for Lightning's advertising tips, so that only run information is logged."""
-    return not str(record.msg).startswith(LIGHTNING_TIP_PREFIX)
-
-
-def _configure_logging() -> None:
-    info_logger = logging.getLogger(LIGHTNING_INFO_LOGGER)
-    if _drop_lightning_tips not in info_logger.filters:
-        info_logger.addFilter(_drop_lightning_tips)
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    for name in ("medxai", "callbacks"):
-        logger = logging.getLogger(name)
-        if not logger.handlers:
-            logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-
-
 DESCRIPTION = (
     "Train a ResNet-18 on a MedMNIST dataset, explain its test predictions and score the "
     "explanations with Quantus. Besides the subcommands below, 'medxai report RUN_DIR' rebuilds "
@@ -427,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else argv
-    _configure_logging()
+    configure_logging()
     if argv and argv[0] == "report":
         from medxai.report import main as report_main
 
