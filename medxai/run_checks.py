@@ -56,7 +56,7 @@ def check_target_layers(trainer: Any, model: Any, groups: dict[type, str]) -> No
 
     Args:
         trainer: The trainer about to run, with its callbacks.
-        model: The LightningModule, whose ``model`` attribute holds the explained network.
+        model: The LightningModule, whose ``model`` attribute is the explained network.
         groups: ``{callback class: CLI group name}`` of the callbacks that take a ``layer``.
     """
     from medxai.explain.layers import resolve_layer
