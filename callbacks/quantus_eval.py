@@ -224,9 +224,12 @@ class QuantusCallback(Callback):
             self.seed,
         )
         _log_to_tensorboard(trainer, report)
+        partial = sum(1 for failure in result.failures if failure.n_failed < failure.n_total)
         rank_zero_info(
-            f"Quantus: wrote {out_dir} in {time.perf_counter() - started:.1f} s "
-            f"({len(result.failures)} failure(s), {len(result.skipped)} metric(s) skipped)."
+            f"Quantus: wrote {out_dir} in {time.perf_counter() - started:.1f} s. "
+            f"{len(result.failures) - partial} (method, metric) pair(s) failed entirely and {partial} "
+            f"scored NaN on some samples, which the statistics leave out. "
+            f"{len(result.skipped)} metric(s) skipped."
         )
 
     def _evaluate_shard(

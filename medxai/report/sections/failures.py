@@ -46,7 +46,13 @@ def _quantus_failures(context: ReportContext) -> str:
     parts = []
     rows = quantus_record.failures(scores)
     if rows:
-        parts.append(paragraph(f"{plural(len(rows), 'failed metric evaluation')}."))
+        parts.append(
+            paragraph(
+                f"{plural(len(rows), '(method, metric) pair')} without a finite score for every sample. "
+                "Where n_failed is below n_total, the other samples are scored and the statistics "
+                "leave out only the failed ones."
+            )
+        )
         parts.append(_dict_table(rows))
     else:
         parts.append(paragraph("No failed metric recorded."))
