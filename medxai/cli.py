@@ -32,6 +32,7 @@ from medxai.config_files import check_config_files
 from medxai.console_logging import configure_logging
 from medxai.data import MedMNISTDataModule
 from medxai.module import MedMNISTClassifier
+from medxai.parse_errors import describe_parse_error
 from medxai.run_checks import check_epochs_left, check_target_layers, check_writable
 
 log = logging.getLogger(__name__)
@@ -361,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get(DEBUG_ENV):
             raise
         command = f"medxai {argv[0]}" if argv and argv[0] in SUBCOMMANDS else "medxai"
-        message = " ".join(str(err).split()).rstrip(".")
+        message = describe_parse_error(" ".join(str(err).split()).rstrip("."))
         sys.stderr.write(f"medxai: error: {message}. Run '{command} --help' to list the valid options.\n")
         return 2
     except (ValueError, OSError, MisconfigurationException) as err:
