@@ -30,7 +30,7 @@ from medxai.checkpoints import (
 )
 from medxai.config_files import check_config_files
 from medxai.console_logging import configure_logging
-from medxai.data import MedMNISTDataModule
+from medxai.data import DataError, MedMNISTDataModule
 from medxai.module import MedMNISTClassifier
 from medxai.parse_errors import describe_parse_error
 from medxai.run_checks import check_epochs_left, check_target_layers, check_writable
@@ -50,6 +50,14 @@ LINKED_FROM_DATA: tuple[tuple[str, str], ...] = (
     ("dataset_name", "dataset"),
 )
 
+
+# Lightning's whole message when a config asks for GPUs that the machine does not have.
+NO_GPU_MESSAGE = "No supported gpu backend found!"
+NO_GPU_HINT = (
+    " --trainer.accelerator is gpu (set by configs/ddp.yaml, for example), but this machine has no"
+    " GPU that PyTorch can use. Run on a GPU machine, or leave out configs/ddp.yaml and pass"
+    " --trainer.accelerator cpu."
+)
 
 SUBCOMMAND_DESCRIPTIONS: dict[str, str] = {
     "fit": "Train, then test the best checkpoint, explain it and score the explanations.",
@@ -137,6 +145,14 @@ class MedXAICLI(LightningCLI):
     def instantiate_classes(self) -> None:
         """Check each callback group's settings first, so that an error names its group."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        data_settings = config.get("data")
+        if data_settings is not None:
+            try:
+                MedMNISTDataModule(**data_settings.as_dict())
+            except DataError:
+                raise  # Its message already says what to do.
+            except ValueError as err:
+                raise ValueError(f"Invalid --data settings: {err}") from err
         for name, callback_class in _explain_callbacks():
             settings = config.get(name)
             if settings is None:
@@ -369,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get(DEBUG_ENV):
             raise
         message = " ".join(str(err).split())
+        if message.startswith(NO_GPU_MESSAGE):
+            message += NO_GPU_HINT
         sys.stderr.write(f"medxai: error: {message}\n")
         return 2
     except KeyboardInterrupt:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from medxai.cli import main
 from tests.conftest import write_fake_npz
@@ -120,3 +121,24 @@ def test_missing_checkpoint(fake_root, tmp_path, capsys):
     status, stderr = run_cli(args, capsys)
     assert status == 2
     assert "Checkpoint not found" in stderr
+
+
+def test_invalid_data_setting_names_group(base_args, capsys):
+    status, stderr = run_cli([*base_args, "--data.batch_size=-1"], capsys)
+    assert status == 2
+    assert "medxai: error: Invalid --data settings: Invalid batch_size=-1. Expected a positive integer." in stderr
+
+
+def test_unknown_dataset_lists_only_supported(base_args, capsys):
+    status, stderr = run_cli([*base_args, "--data.dataset=chest"], capsys)
+    assert status == 2
+    assert "pathmnist" in stderr
+    assert "chestmnist" not in stderr  # Multi-label, so medxai would reject it.
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_gpu_config_without_gpu_explains(base_args, fake_root, capsys):
+    status, stderr = run_cli([*base_args, f"--data.root={fake_root}", "--trainer.accelerator=gpu"], capsys)
+    assert status == 2
+    assert "No supported gpu backend found! --trainer.accelerator is gpu" in stderr
+    assert "pass --trainer.accelerator cpu" in stderr

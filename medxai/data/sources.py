@@ -40,9 +40,8 @@ def check_name(name: str) -> str:
     """Return the lower-case flag for ``name`` or raise :class:`DataError` listing valid names."""
     flag = name.lower()
     if flag not in dataset_names():
-        raise DataError(
-            f"Unknown dataset '{name}'. Valid names: {', '.join(dataset_names())}, synthetic."
-        )
+        supported = [flag for flag in dataset_names() if not INFO[flag]["task"].startswith("multi-label")]
+        raise DataError(f"Unknown dataset '{name}'. Valid names: {', '.join(supported)}, synthetic.")
     if INFO[flag]["task"].startswith("multi-label"):
         raise DataError(
             f"Dataset '{flag}' is multi-label ({INFO[flag]['task']}), which medxai does not support yet. "
