@@ -33,10 +33,15 @@ trainer:
   accelerator: cpu
   devices: 1
   max_epochs: 3
+  callbacks:
+  - class_path: medxai.averaging.EMAWeightAveraging
+    init_args:
+      decay: 0.99
 model:
   class_path: medxai.module.MedMNISTClassifier
   init_args:
     lr: 0.001
+    tta: true
 data:
   class_path: medxai.data.MedMNISTDataModule
   init_args:

@@ -117,6 +117,20 @@ def test_full_report_content(full_run_dir: Path) -> None:
     assert "seed_everything: 1234" in sections["config"]
 
 
+def test_test_metrics_say_how_computed(full_run_dir: Path) -> None:
+    section = parse(build_report(full_run_dir).read_text()).sections["test-metrics"]
+    assert "exponential moving average (EMA)" in section
+    assert "horizontal flip (test-time augmentation)" in section
+
+
+def test_test_metrics_without_tta_or_ema(full_run_dir: Path) -> None:
+    config = full_run_dir / "config.yaml"
+    config.write_text(config.read_text().replace("tta: true", "tta: false").replace("EMAWeightAveraging", "Other"))
+    section = parse(build_report(full_run_dir).read_text()).sections["test-metrics"]
+    assert "EMA" not in section
+    assert "test-time augmentation" not in section
+
+
 def test_metric_table_from_scores_json(full_run_dir: Path) -> None:
     quantus = parse(build_report(full_run_dir).read_text()).sections["quantus"]
     assert "better when" in quantus

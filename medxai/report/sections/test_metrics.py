@@ -10,7 +10,7 @@ import numpy as np
 from medxai.report import run_files
 from medxai.report.context import ReportContext
 from medxai.report.figures import plot_confusion_matrix
-from medxai.report.html import Section, details, image, key_value_table, notice, table
+from medxai.report.html import Section, details, image, key_value_table, notice, paragraph, table
 
 # Columns shown first in the per-class table; any other keys follow in file order.
 _PER_CLASS_FIRST = ("class", "precision", "recall", "f1", "support")
@@ -29,6 +29,7 @@ def render(context: ReportContext) -> Section:
     class_names = context.class_names()
     parts = []
 
+    parts.append(paragraph(_how_computed(context), "muted"))
     overall = metrics.get("metrics")
     if isinstance(overall, dict) and overall:
         parts.append(key_value_table(overall.items()))
@@ -41,6 +42,27 @@ def render(context: ReportContext) -> Section:
     parts.append("<h3>Confusion matrix</h3>")
     parts.append(_confusion_matrix(metrics.get("confusion_matrix"), class_names))
     return Section("test-metrics", "Test metrics", "".join(parts))
+
+
+def _how_computed(context: ReportContext) -> str:
+    """Describe which checkpoint the metrics come from, and whether EMA weights and flip TTA were used."""
+    metrics = context.test_metrics or {}
+    sentences = []
+    checkpoint = metrics.get("checkpoint")
+    count = metrics.get("num_samples")
+    source = f"checkpoint {checkpoint}" if checkpoint else "the model's weights at the end of training"
+    sentences.append(f"Computed on {count} test images from {source}." if count else f"Computed from {source}.")
+    trainer = (context.config or {}).get("trainer")
+    callbacks = trainer.get("callbacks") if isinstance(trainer, dict) else None
+    callbacks = callbacks if isinstance(callbacks, list) else []
+    if any(isinstance(entry, dict) and "WeightAveraging" in str(entry.get("class_path", "")) for entry in callbacks):
+        sentences.append("Its weights are the exponential moving average (EMA) of the training weights.")
+    if context.config_section("model").get("tta") is True:
+        sentences.append(
+            "Predictions average the class probabilities of each image and its horizontal flip "
+            "(test-time augmentation). The explanations below explain the model without it."
+        )
+    return " ".join(sentences)
 
 
 def _per_class_table(per_class: Any) -> str:
