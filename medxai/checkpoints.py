@@ -251,3 +251,29 @@ def resume_config_name(run_dir: Path) -> str:
         if (match := re.fullmatch(r"config-resume-(\d+)\.yaml", path.name))
     ]
     return f"config-resume-{max(numbers, default=0) + 1}.yaml"
+
+
+# Settings a resume may change without changing how the model trains.
+RESUMABLE_DATA_SETTINGS: frozenset[str] = frozenset(
+    {"data.root", "data.download", "data.check_md5", "data.num_workers", "data.eval_batch_size"}
+)
+# Trainer settings that decide the number of optimizer steps or the update itself.
+TRAINING_TRAINER_SETTINGS: frozenset[str] = frozenset(
+    {
+        "trainer.max_epochs",
+        "trainer.max_steps",
+        "trainer.accumulate_grad_batches",
+        "trainer.limit_train_batches",
+        "trainer.gradient_clip_val",
+        "trainer.gradient_clip_algorithm",
+    }
+)
+
+
+def shapes_training(key: str) -> bool:
+    """Return whether the dotted setting ``key`` decides the model, the data it trains on or the schedule."""
+    if key.startswith("model."):
+        return True
+    if key.startswith("data."):
+        return key not in RESUMABLE_DATA_SETTINGS
+    return key in TRAINING_TRAINER_SETTINGS

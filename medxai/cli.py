@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from argparse import ArgumentError
 from pathlib import Path
@@ -27,6 +28,7 @@ from medxai.checkpoints import (
     find_newest_checkpoint,
     read_hyperparameters,
     resume_config_name,
+    shapes_training,
 )
 from medxai.config_files import check_config_files
 from medxai.console_logging import configure_logging
@@ -51,12 +53,12 @@ LINKED_FROM_DATA: tuple[tuple[str, str], ...] = (
 )
 
 
-# Lightning's whole message when a config asks for GPUs that the machine does not have.
+# Lightning's whole message when a config requests GPUs that the machine does not have.
 NO_GPU_MESSAGE = "No supported gpu backend found!"
 NO_GPU_HINT = (
-    " --trainer.accelerator is gpu (set by configs/ddp.yaml, for example), but this machine has no"
-    " GPU that PyTorch can use. Run on a GPU machine, or leave out configs/ddp.yaml and pass"
-    " --trainer.accelerator cpu."
+    "The run asks for --trainer.accelerator gpu (configs/ddp.yaml sets it), but PyTorch finds no GPU"
+    " on this machine. Run on a GPU machine, or pass --trainer.accelerator cpu and leave out"
+    " configs/ddp.yaml."
 )
 
 SUBCOMMAND_DESCRIPTIONS: dict[str, str] = {
@@ -69,13 +71,14 @@ SUBCOMMAND_DESCRIPTIONS: dict[str, str] = {
 # medxai's help for Trainer method options whose meaning it extends.
 SUBCOMMAND_HELP: dict[str, str] = {
     "ckpt_path": (
-        "Checkpoint to start from: a .ckpt file, 'last' (the newest last.ckpt of this dataset under "
-        "--trainer.default_root_dir; fit resumes that run in its own folder) or 'best' (the newest "
+        "Checkpoint to load: a .ckpt file, 'last' (the newest last.ckpt of this dataset under "
+        "--trainer.default_root_dir, which fit resumes in that run's folder) or 'best' (the newest "
         "best-*.ckpt of this dataset). Required for test, validate and predict."
     ),
     "weights_only": (
-        "Load checkpoints with torch.load(weights_only=True), which cannot run code (default: true). "
-        "Set false only for a checkpoint from a source you trust that stores other Python objects."
+        "Load checkpoints with torch.load(weights_only=True), which cannot run code. Unset (null) "
+        "means true. Set false only for a checkpoint from a source you trust that stores other "
+        "Python objects."
     ),
 }
 
@@ -150,9 +153,9 @@ class MedXAICLI(LightningCLI):
             try:
                 MedMNISTDataModule(**data_settings.as_dict())
             except DataError:
-                raise  # Its message already says what to do.
+                raise  # Its message already names the fix.
             except ValueError as err:
-                raise ValueError(f"Invalid --data settings: {err}") from err
+                raise ValueError(_name_group_option("data", str(err))) from err
         for name, callback_class in _explain_callbacks():
             settings = config.get(name)
             if settings is None:
@@ -160,7 +163,7 @@ class MedXAICLI(LightningCLI):
             try:
                 callback_class(**settings.as_dict())
             except ValueError as err:
-                raise ValueError(f"Invalid --{name} settings: {err}") from err
+                raise ValueError(_name_group_option(name, str(err))) from err
         super().instantiate_classes()
 
     def _parse_ckpt_path(self) -> None:
@@ -189,10 +192,14 @@ class MedXAICLI(LightningCLI):
     def before_fit(self) -> None:
         """Check the inputs before anything is written, and resume the newest run for ``--ckpt_path last``."""
         self._check_before_run()
+        self._resumed_run_dir: Path | None = None
         self._resolve_named_checkpoint("last", resume=True)
         config = self.config_init["fit"]
         check_checkpoint_matches(config.get("ckpt_path"), self.datamodule, config["weights_only"])
         check_epochs_left(config.get("ckpt_path"), self.trainer, config["weights_only"])
+        if self._resumed_run_dir is not None:
+            self._check_resume_settings(self._resumed_run_dir)
+            rank_zero_info(f"Resuming from {config['ckpt_path']}. The run continues in {self._resumed_run_dir}.")
 
     def before_test(self) -> None:
         """Check the inputs and reject a checkpoint trained on other data, before anything is written."""
@@ -261,7 +268,7 @@ class MedXAICLI(LightningCLI):
         passed_over = ""
         if other_datasets:
             passed_over = (
-                f" Newer checkpoints of other datasets were passed over ({len(other_datasets)}, "
+                f" Checkpoints of other datasets were passed over ({len(other_datasets)}, "
                 f"e.g. {other_datasets[0]})."
             )
 
@@ -280,24 +287,26 @@ class MedXAICLI(LightningCLI):
 
         config["ckpt_path"] = str(checkpoint)
         if resume:
-            run_dir = continue_run_folder(self.trainer, checkpoint) or checkpoint.parent
-            rank_zero_info(f"Resuming from {checkpoint}. The run continues in {run_dir}.")
-            self._keep_run_config(run_dir)
+            self._resumed_run_dir = continue_run_folder(self.trainer, checkpoint) or checkpoint.parent
         else:
             rank_zero_info(f"Using the newest {name} checkpoint of {dataset}, {checkpoint}.")
 
-    def _keep_run_config(self, run_dir: Path) -> None:
-        """Keep the resumed run's ``config.yaml`` and save this command's config beside it.
+    def _check_resume_settings(self, run_dir: Path) -> None:
+        """Compare this command's settings with the resumed run's ``config.yaml``.
 
-        LightningCLI would overwrite ``config.yaml``, the record of the settings the run started
-        with. This command's settings go to ``config-resume-N.yaml`` instead, and a warning lists
-        the settings that differ.
+        A resume must train with the settings the run started with: the checkpoint's optimizer
+        and LR schedule were built from them, and Lightning restores them as they were (a longer
+        ``max_epochs`` would not stretch the cosine schedule). Changes to such settings raise.
+        Other changes are listed in a warning. ``config.yaml`` stays the record of the run's
+        start, and this command's settings go to ``config-resume-N.yaml``.
+
+        Raises:
+            ValueError: If a setting that shapes training differs from ``config.yaml``.
         """
         saved_path = run_dir / "config.yaml"
         saver = next((cb for cb in self.trainer.callbacks if isinstance(cb, SaveConfigCallback)), None)
         if saver is None or not saved_path.is_file():
             return
-        saver.config_filename = resume_config_name(run_dir)
         try:
             saved = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
             current = yaml.safe_load(saver.parser.dump(saver.config, skip_none=False)) or {}
@@ -305,10 +314,19 @@ class MedXAICLI(LightningCLI):
             rank_zero_warn(f"Cannot compare with the settings in {saved_path}: {err}")
             return
         changes = config_changes(saved, current, ignore=RESUME_IGNORED_SETTINGS)
+        blocking = [change for change in changes if shapes_training(change.split(":", 1)[0])]
+        if blocking:
+            raise ValueError(
+                f"Cannot resume the run in {run_dir} with settings that change its training: "
+                + "; ".join(blocking)
+                + f". Resume with the run's own settings (--config {saved_path} --ckpt_path last), "
+                "or start a new run without --ckpt_path."
+            )
+        saver.config_filename = resume_config_name(run_dir)
         if changes:
             rank_zero_warn(
-                f"Resuming with settings that differ from {saved_path} (kept as it is; this command's "
-                f"settings are saved to {saver.config_filename}): " + "; ".join(changes)
+                f"Resuming with settings that differ from {saved_path}, which is kept as it is. "
+                f"This command's settings are saved to {saver.config_filename}. Changed: " + "; ".join(changes)
             )
 
     def after_fit(self) -> None:
@@ -321,6 +339,17 @@ class MedXAICLI(LightningCLI):
         self.trainer.test(
             self.model, datamodule=self.datamodule, ckpt_path=best or None, weights_only=weights_only
         )
+
+
+def _name_group_option(group: str, message: str) -> str:
+    """Turn ``"Invalid name=value. ..."`` into ``"Invalid --group.name=value. ..."``.
+
+    Messages in another form get the prefix ``"Invalid --group settings: "``.
+    """
+    match = re.match(r"Invalid (\w+)=", message)
+    if match:
+        return f"Invalid --{group}.{match.group(1)}={message[match.end():]}"
+    return f"Invalid --{group} settings: {message}"
 
 
 def _explain_callbacks() -> list[tuple[str, type]]:
@@ -385,8 +414,10 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get(DEBUG_ENV):
             raise
         message = " ".join(str(err).split())
+        if not message.endswith((".", "!", "?")):
+            message += "."
         if message.startswith(NO_GPU_MESSAGE):
-            message += NO_GPU_HINT
+            message = NO_GPU_HINT
         sys.stderr.write(f"medxai: error: {message}\n")
         return 2
     except KeyboardInterrupt:

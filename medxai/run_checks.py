@@ -24,10 +24,11 @@ def check_epochs_left(ckpt_path: str | None, trainer: Any, weights_only: bool) -
     done = trained_epochs(ckpt_path, weights_only)
     if done is not None and done >= trainer.max_epochs:
         raise ValueError(
-            f"Checkpoint {ckpt_path} has already trained {done} epochs and --trainer.max_epochs is "
-            f"{trainer.max_epochs}, so there is nothing left to train, and resuming would overwrite "
-            f"the results of its run. To train longer, set --trainer.max_epochs above {done}. To "
-            f"evaluate it, run 'medxai test --config CONFIG --ckpt_path {ckpt_path}'."
+            f"Checkpoint {ckpt_path} has already trained {done} epoch(s), all of --trainer.max_epochs="
+            f"{trainer.max_epochs}, so there is nothing left to train, and resuming would overwrite the "
+            "results of its run. To train longer, start a new run with a larger --trainer.max_epochs "
+            "(a run's LR schedule is fixed when it starts). To evaluate it, run "
+            f"'medxai test --config CONFIG --ckpt_path {ckpt_path}'."
         )
 
 

@@ -58,10 +58,25 @@ def test_resuming_finished_run_is_refused(finished_run: Path, data_root: Path, c
     status, stderr = run_cli(argv, capsys)
 
     assert status == 2
-    assert "has already trained 1 epochs and --trainer.max_epochs is 1" in stderr
-    assert "set --trainer.max_epochs above 1" in stderr
+    assert "has already trained 1 epoch(s), all of --trainer.max_epochs=1" in stderr
+    assert "start a new run with a larger --trainer.max_epochs" in stderr
+    assert "Resuming from" not in stderr
     assert digest(run_dir) == before  # Not even config.yaml was rewritten.
     assert run_dirs(finished_run) == [run_dir]
+
+
+def test_resume_with_longer_schedule_is_refused(finished_run: Path, data_root: Path, capsys) -> None:
+    """Lightning would restore the old cosine schedule, so a longer run must start anew."""
+    (run_dir,) = run_dirs(finished_run)
+    before = digest(run_dir)
+    argv = ["fit", *tiny_run_args(data_root, finished_run, epochs=2), *FAST_RUN, "--ckpt_path=last"]
+
+    status, stderr = run_cli(argv, capsys)
+
+    assert status == 2
+    assert f"Cannot resume the run in {run_dir} with settings that change its training" in stderr
+    assert "trainer.max_epochs: 1 -> 2" in stderr
+    assert digest(run_dir) == before
 
 
 def test_best_skips_other_datasets(finished_run: Path, data_root: Path, capsys) -> None:
@@ -73,7 +88,7 @@ def test_best_skips_other_datasets(finished_run: Path, data_root: Path, capsys) 
 
     assert status == 2
     assert "no best-epoch*.ckpt of retinamnist found" in stderr
-    assert "Newer checkpoints of other datasets were passed over (1, e.g." in stderr
+    assert "Checkpoints of other datasets were passed over (1, e.g." in stderr
     assert "(breastmnist)" in stderr
 
 

@@ -141,7 +141,7 @@ def test_missing_target_layer(data_root, out_dir, capsys, option, pattern):
 
 def test_explanation_subset_of_zero(data_root, out_dir, capsys):
     status, stderr = run_cli(fit(data_root, out_dir, "--explain.subset_size=0"), capsys)
-    assert_rejected(status, stderr, out_dir, r"Invalid subset_size=0\. Expected an integer >= 1")
+    assert_rejected(status, stderr, out_dir, r"Invalid --explain\.subset_size=0\. Expected an integer >= 1")
 
 
 def test_output_folder_not_writable(data_root, tmp_path, capsys):
@@ -297,7 +297,7 @@ def test_test_best_uses_newest_best_checkpoint(data_root, out_dir, capsys):
 @pytest.mark.parametrize(
     ("option", "pattern"),
     [
-        ("--quantus.subset_size=-5", r"Invalid --quantus settings: Invalid subset_size=-5\. Expected an integer >= 1"),
+        ("--quantus.subset_size=-5", r"Invalid --quantus\.subset_size=-5\. Expected an integer >= 1"),
         ("--explain.methods=[gradcam, shap]", r"Invalid --explain settings: Unknown method\(s\) 'shap' in methods\."),
     ],
 )

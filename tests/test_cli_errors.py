@@ -126,7 +126,7 @@ def test_missing_checkpoint(fake_root, tmp_path, capsys):
 def test_invalid_data_setting_names_group(base_args, capsys):
     status, stderr = run_cli([*base_args, "--data.batch_size=-1"], capsys)
     assert status == 2
-    assert "medxai: error: Invalid --data settings: Invalid batch_size=-1. Expected a positive integer." in stderr
+    assert "medxai: error: Invalid --data.batch_size=-1. Expected a positive integer." in stderr
 
 
 def test_unknown_dataset_lists_only_supported(base_args, capsys):
@@ -140,5 +140,5 @@ def test_unknown_dataset_lists_only_supported(base_args, capsys):
 def test_gpu_config_without_gpu_explains(base_args, fake_root, capsys):
     status, stderr = run_cli([*base_args, f"--data.root={fake_root}", "--trainer.accelerator=gpu"], capsys)
     assert status == 2
-    assert "No supported gpu backend found! --trainer.accelerator is gpu" in stderr
+    assert "medxai: error: The run asks for --trainer.accelerator gpu" in stderr
     assert "pass --trainer.accelerator cpu" in stderr

@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+import torch
 
 from medxai.report import RunDirectoryError, build_report, builder, render_report
 from medxai.report.html import Section
@@ -117,15 +118,33 @@ def test_full_report_content(full_run_dir: Path) -> None:
     assert "seed_everything: 1234" in sections["config"]
 
 
+def point_at_checkpoint(run_dir: Path, averaged: bool) -> Path:
+    """Save a minimal checkpoint, with or without averaged weights, and name it in test_metrics.json."""
+    checkpoint = run_dir / "checkpoints" / "best.ckpt"
+    checkpoint.parent.mkdir(exist_ok=True)
+    content = {"state_dict": {"w": torch.zeros(1)}}
+    if averaged:
+        content["current_model_state"] = {"w": torch.ones(1)}
+    torch.save(content, checkpoint)
+    metrics_path = run_dir / "test_metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics["checkpoint"] = str(checkpoint)
+    metrics_path.write_text(json.dumps(metrics))
+    return checkpoint
+
+
 def test_test_metrics_say_how_computed(full_run_dir: Path) -> None:
+    checkpoint = point_at_checkpoint(full_run_dir, averaged=True)
     section = parse(build_report(full_run_dir).read_text()).sections["test-metrics"]
+    assert f"from checkpoint {checkpoint}" in section
     assert "exponential moving average (EMA)" in section
     assert "horizontal flip (test-time augmentation)" in section
 
 
 def test_test_metrics_without_tta_or_ema(full_run_dir: Path) -> None:
+    point_at_checkpoint(full_run_dir, averaged=False)
     config = full_run_dir / "config.yaml"
-    config.write_text(config.read_text().replace("tta: true", "tta: false").replace("EMAWeightAveraging", "Other"))
+    config.write_text(config.read_text().replace("tta: true", "tta: false"))
     section = parse(build_report(full_run_dir).read_text()).sections["test-metrics"]
     assert "EMA" not in section
     assert "test-time augmentation" not in section

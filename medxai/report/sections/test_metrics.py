@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,8 @@ from medxai.report.context import ReportContext
 from medxai.report.figures import plot_confusion_matrix
 from medxai.report.html import Section, details, image, key_value_table, notice, paragraph, table
 
+# Checkpoint key that Lightning's WeightAveraging callback adds (Lightning 2.6).
+AVERAGED_MARKER = "current_model_state"
 # Columns shown first in the per-class table; any other keys follow in file order.
 _PER_CLASS_FIRST = ("class", "precision", "recall", "f1", "support")
 
@@ -52,10 +55,7 @@ def _how_computed(context: ReportContext) -> str:
     count = metrics.get("num_samples")
     source = f"checkpoint {checkpoint}" if checkpoint else "the model's weights at the end of training"
     sentences.append(f"Computed on {count} test images from {source}." if count else f"Computed from {source}.")
-    trainer = (context.config or {}).get("trainer")
-    callbacks = trainer.get("callbacks") if isinstance(trainer, dict) else None
-    callbacks = callbacks if isinstance(callbacks, list) else []
-    if any(isinstance(entry, dict) and "WeightAveraging" in str(entry.get("class_path", "")) for entry in callbacks):
+    if checkpoint and _has_averaged_weights(Path(str(checkpoint))):
         sentences.append("Its weights are the exponential moving average (EMA) of the training weights.")
     if context.config_section("model").get("tta") is True:
         sentences.append(
@@ -63,6 +63,21 @@ def _how_computed(context: ReportContext) -> str:
             "(test-time augmentation). The explanations below explain the model without it."
         )
     return " ".join(sentences)
+
+
+def _has_averaged_weights(checkpoint: Path) -> bool:
+    """Return whether Lightning's weight averaging saved ``checkpoint`` (False if it cannot be read).
+
+    Lightning's ``WeightAveraging`` callback stores the averaged weights as the state dict and
+    keeps the trained ones under ``current_model_state``. The test run's own config cannot tell,
+    because ``medxai test`` may load a checkpoint trained with other callbacks.
+    """
+    from medxai.checkpoints import load_checkpoint
+
+    try:
+        return AVERAGED_MARKER in load_checkpoint(checkpoint)
+    except (OSError, ValueError):
+        return False
 
 
 def _per_class_table(per_class: Any) -> str:
