@@ -55,11 +55,14 @@ def load_checkpoint(path: str | Path, weights_only: bool = True) -> dict[str, An
         message = str(err).strip().splitlines()[0] if str(err).strip() else ""
         reason = f"{type(err).__name__}: {message}" if message else type(err).__name__
         if weights_only and message.startswith("Weights only load failed"):
-            # PyTorch's message continues with several lines of advice about unsafe loading.
+            # PyTorch's message continues with several lines of advice about unsafe loading, and
+            # names the first class it refused as "GLOBAL module.Class".
+            refused = re.search(r"GLOBAL ([\w.]+)", str(err))
+            stored = f" ({refused.group(1)})" if refused else ""
             raise ValueError(
                 f"Cannot read checkpoint {file}: Weights only load failed, so it is not a complete Lightning "
-                ".ckpt file or it stores Python objects besides tensors. Pass --weights_only=false only "
-                "for a file from a source you trust."
+                f".ckpt file or it stores Python objects besides tensors{stored}. Pass --weights_only=false "
+                "only for a file from a source you trust."
             ) from err
         raise ValueError(
             f"Cannot read checkpoint {file}: {reason}. Is it a complete Lightning .ckpt file?"

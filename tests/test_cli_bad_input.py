@@ -215,8 +215,8 @@ def test_checkpoint_with_pickled_object(data_root, out_dir, tmp_path, capsys):
         stderr,
         out_dir,
         r"Cannot read checkpoint .*pickled\.ckpt: Weights only load failed, so it is not a complete Lightning "
-        r"\.ckpt file or it stores Python objects besides tensors\. Pass --weights_only=false only for a file "
-        r"from a source you trust\.$",
+        r"\.ckpt file or it stores Python objects besides tensors \(argparse\.Namespace\)\. "
+        r"Pass --weights_only=false only for a file from a source you trust\.$",
     )
 
 
