@@ -1,5 +1,5 @@
-"""Checkpoint helpers: reading and checking checkpoints, finding the one to resume, comparing a
-resumed run's settings, and the RNG states saved with them."""
+"""Checkpoint helpers: reading and checking checkpoints, finding the one to resume, and the RNG
+states saved with them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import random
 import re
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +56,9 @@ def load_checkpoint(path: str | Path, weights_only: bool = True) -> dict[str, An
         reason = f"{type(err).__name__}: {message}" if message else type(err).__name__
         if weights_only and message.startswith("Weights only load failed"):
             # PyTorch's message continues with several lines of advice about unsafe loading, and
-            # names the first class it refused as "GLOBAL module.Class".
-            refused = re.search(r"GLOBAL ([\w.]+)", str(err))
-            stored = f" ({refused.group(1)})" if refused else ""
+            # names the first class it rejected as "GLOBAL module.Class".
+            rejected_class = re.search(r"GLOBAL ([\w.]+)", str(err))
+            stored = f" ({rejected_class.group(1)})" if rejected_class else ""
             raise ValueError(
                 f"Cannot read checkpoint {file}: Weights only load failed, so it is not a complete Lightning "
                 f".ckpt file or it stores Python objects besides tensors{stored}. Pass --weights_only=false "
@@ -212,71 +212,3 @@ def restore_rng_states(states: dict[str, Any]) -> None:
     cuda_states = states.get("cuda")
     if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all([state.cpu() for state in cuda_states])
-
-
-def flatten_settings(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten nested mappings into ``{"group.key": value}``. Lists and scalars stay as values."""
-    flat: dict[str, Any] = {}
-    for key, value in settings.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten_settings(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def config_changes(saved: Mapping[str, Any], current: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
-    """List the settings that differ between two configs, as ``"key: old -> new"`` lines.
-
-    Args:
-        saved: The config a run was started with, as read from its ``config.yaml``.
-        current: The config of the command about to continue it.
-        ignore: Dotted keys to leave out, such as ``ckpt_path``.
-
-    Returns:
-        One line per changed, added or removed setting, sorted by key.
-    """
-    old, new = flatten_settings(saved), flatten_settings(current)
-    missing = "(not set)"
-    return [
-        f"{key}: {old.get(key, missing)} -> {new.get(key, missing)}"
-        for key in sorted(old.keys() | new.keys())
-        if key not in ignore and old.get(key, missing) != new.get(key, missing)
-    ]
-
-
-def resume_config_name(run_dir: Path) -> str:
-    """Return the next free ``config-resume-N.yaml`` name in ``run_dir`` (N from 1)."""
-    numbers = [
-        int(match.group(1))
-        for path in run_dir.glob("config-resume-*.yaml")
-        if (match := re.fullmatch(r"config-resume-(\d+)\.yaml", path.name))
-    ]
-    return f"config-resume-{max(numbers, default=0) + 1}.yaml"
-
-
-# Settings a resume may change without changing how the model trains.
-RESUMABLE_DATA_SETTINGS: frozenset[str] = frozenset(
-    {"data.root", "data.download", "data.check_md5", "data.num_workers", "data.eval_batch_size"}
-)
-# Trainer settings that decide the number of optimizer steps or the update itself.
-TRAINING_TRAINER_SETTINGS: frozenset[str] = frozenset(
-    {
-        "trainer.max_epochs",
-        "trainer.max_steps",
-        "trainer.accumulate_grad_batches",
-        "trainer.limit_train_batches",
-        "trainer.gradient_clip_val",
-        "trainer.gradient_clip_algorithm",
-    }
-)
-
-
-def shapes_training(key: str) -> bool:
-    """Return whether the dotted setting ``key`` decides the model, the data it trains on or the schedule."""
-    if key.startswith("model."):
-        return True
-    if key.startswith("data."):
-        return key not in RESUMABLE_DATA_SETTINGS
-    return key in TRAINING_TRAINER_SETTINGS

@@ -23,24 +23,21 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from medxai.checkpoints import (
     check_checkpoint_matches,
-    config_changes,
     continue_run_folder,
     find_newest_checkpoint,
     read_hyperparameters,
-    resume_config_name,
-    shapes_training,
 )
 from medxai.config_files import check_config_files
 from medxai.console_logging import configure_logging
 from medxai.data import DataError, MedMNISTDataModule
 from medxai.module import MedMNISTClassifier
 from medxai.parse_errors import describe_parse_error
+from medxai.resume_settings import config_changes, resume_config_name
 from medxai.run_checks import check_epochs_left, check_target_layers, check_writable
 
 log = logging.getLogger(__name__)
 
 DEBUG_ENV = "MEDXAI_DEBUG"
-SUBCOMMANDS: tuple[str, ...] = ("fit", "validate", "test", "predict")
 
 # Values the model takes from the datamodule, so they are never typed twice.
 LINKED_FROM_DATA: tuple[tuple[str, str], ...] = (
@@ -67,6 +64,7 @@ SUBCOMMAND_DESCRIPTIONS: dict[str, str] = {
     "test": "Test a checkpoint, explain it and score the explanations, in a new run folder.",
     "predict": "Predict the test split with a checkpoint.",
 }
+SUBCOMMANDS: tuple[str, ...] = tuple(SUBCOMMAND_DESCRIPTIONS)
 
 # medxai's help for Trainer method options whose meaning it extends.
 SUBCOMMAND_HELP: dict[str, str] = {
@@ -314,19 +312,19 @@ class MedXAICLI(LightningCLI):
             rank_zero_warn(f"Cannot compare with the settings in {saved_path}: {err}")
             return
         changes = config_changes(saved, current, ignore=RESUME_IGNORED_SETTINGS)
-        blocking = [change for change in changes if shapes_training(change.split(":", 1)[0])]
+        blocking = "; ".join(str(change) for change in changes if change.shapes_training)
         if blocking:
             raise ValueError(
-                f"Cannot resume the run in {run_dir} with settings that change its training: "
-                + "; ".join(blocking)
-                + f". Resume with the run's own settings (--config {saved_path} --ckpt_path last), "
+                f"Cannot resume the run in {run_dir} with settings that change its training: {blocking}. "
+                f"Resume with the run's own settings (--config {saved_path} --ckpt_path last), "
                 "or start a new run without --ckpt_path."
             )
         saver.config_filename = resume_config_name(run_dir)
         if changes:
             rank_zero_warn(
                 f"Resuming with settings that differ from {saved_path}, which is kept as it is. "
-                f"This command's settings are saved to {saver.config_filename}. Changed: " + "; ".join(changes)
+                f"This command's settings are saved to {saver.config_filename}. "
+                f"Changed: {'; '.join(str(change) for change in changes)}"
             )
 
     def after_fit(self) -> None:

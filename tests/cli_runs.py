@@ -122,3 +122,11 @@ def run_dirs(out_dir: Path) -> list[Path]:
 def files_under(folder: Path) -> list[str]:
     """Return the paths of all files under ``folder``, relative to it and sorted."""
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+
+
+def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Run ``medxai.cli.main`` in this process and return its exit status and stderr."""
+    from medxai.cli import main
+
+    status = main(argv)
+    return status, capsys.readouterr().err

@@ -13,15 +13,10 @@ import torch
 
 from medxai.checkpoints import load_checkpoint, read_hyperparameters, trained_epochs
 from medxai.cli import main
-from tests.cli_runs import files_under, run_dirs, tiny_run_args
+from tests.cli_runs import files_under, run_dirs, run_main, tiny_run_args
 from tests.conftest import write_fake_npz
 
 FAST_RUN = ["--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1"]
-
-
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    status = main(argv)
-    return status, capsys.readouterr().err
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -50,12 +45,19 @@ def test_trained_epochs_counts_finished_epochs(finished_run: Path) -> None:
     assert trained_epochs(run_dir / "checkpoints" / "last.ckpt") == 1
 
 
-def test_resuming_finished_run_is_refused(finished_run: Path, data_root: Path, capsys) -> None:
+def resume_finished_run(
+    finished_run: Path, data_root: Path, epochs: int, capsys: pytest.CaptureFixture[str]
+) -> tuple[Path, dict[str, str], int, str]:
+    """Run ``fit --ckpt_path last`` on the finished run; return its folder, digests before, status, stderr."""
     (run_dir,) = run_dirs(finished_run)
     before = digest(run_dir)
-    argv = ["fit", *tiny_run_args(data_root, finished_run, epochs=1), *FAST_RUN, "--ckpt_path=last"]
+    argv = ["fit", *tiny_run_args(data_root, finished_run, epochs=epochs), *FAST_RUN, "--ckpt_path=last"]
+    status, stderr = run_main(argv, capsys)
+    return run_dir, before, status, stderr
 
-    status, stderr = run_cli(argv, capsys)
+
+def test_resuming_finished_run_rejected(finished_run: Path, data_root: Path, capsys) -> None:
+    run_dir, before, status, stderr = resume_finished_run(finished_run, data_root, 1, capsys)
 
     assert status == 2
     assert "has already trained 1 epoch(s), all of --trainer.max_epochs=1" in stderr
@@ -65,13 +67,9 @@ def test_resuming_finished_run_is_refused(finished_run: Path, data_root: Path, c
     assert run_dirs(finished_run) == [run_dir]
 
 
-def test_resume_with_longer_schedule_is_refused(finished_run: Path, data_root: Path, capsys) -> None:
+def test_resume_longer_schedule_rejected(finished_run: Path, data_root: Path, capsys) -> None:
     """Lightning would restore the old cosine schedule, so a longer run must start anew."""
-    (run_dir,) = run_dirs(finished_run)
-    before = digest(run_dir)
-    argv = ["fit", *tiny_run_args(data_root, finished_run, epochs=2), *FAST_RUN, "--ckpt_path=last"]
-
-    status, stderr = run_cli(argv, capsys)
+    run_dir, before, status, stderr = resume_finished_run(finished_run, data_root, 2, capsys)
 
     assert status == 2
     assert f"Cannot resume the run in {run_dir} with settings that change its training" in stderr
@@ -84,7 +82,7 @@ def test_best_skips_other_datasets(finished_run: Path, data_root: Path, capsys) 
         "test", *tiny_run_args(data_root, finished_run), "--data.dataset=retinamnist", "--ckpt_path=best",
     ]
 
-    status, stderr = run_cli(argv, capsys)
+    status, stderr = run_main(argv, capsys)
 
     assert status == 2
     assert "no best-epoch*.ckpt of retinamnist found" in stderr
@@ -110,7 +108,7 @@ def test_foreign_zip_is_one_line_error(tmp_path: Path) -> None:
 def test_text_checkpoint_at_cli_is_one_line(finished_run: Path, data_root: Path, tmp_path: Path, capsys) -> None:
     path = tmp_path / "text.ckpt"
     path.write_text("hello\n")
-    status, stderr = run_cli(["test", *tiny_run_args(data_root, tmp_path / "out"), f"--ckpt_path={path}"], capsys)
+    status, stderr = run_main(["test", *tiny_run_args(data_root, tmp_path / "out"), f"--ckpt_path={path}"], capsys)
     assert status == 2
     assert "is not a complete PyTorch checkpoint" in stderr
     assert "Traceback" not in stderr
@@ -137,10 +135,10 @@ def test_weights_only_false_reads_objects(checkpoint_with_object: Path) -> None:
 def test_weights_only_false_at_cli(checkpoint_with_object: Path, data_root: Path, tmp_path: Path, capsys) -> None:
     base = ["test", *tiny_run_args(data_root, tmp_path / "out"), f"--ckpt_path={checkpoint_with_object}"]
 
-    refused, stderr = run_cli(base, capsys)
-    accepted, _ = run_cli([*base, "--weights_only=false"], capsys)
+    rejected, stderr = run_main(base, capsys)
+    accepted, _ = run_main([*base, "--weights_only=false"], capsys)
 
-    assert refused == 2
+    assert rejected == 2
     assert "Weights only load failed" in stderr
     assert accepted == 0
     assert (tmp_path / "out" / "lightning_logs" / "version_0" / "test_metrics.json").is_file()

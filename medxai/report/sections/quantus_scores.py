@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from medxai.evaluation.stats import SIGNIFICANCE_LEVEL
 from medxai.report import quantus_record, run_files
@@ -60,7 +61,8 @@ def render(context: ReportContext) -> Section:
         body = notice(run_files.missing_message(run_files.QUANTUS_DIR + "/", run_files.QUANTUS_DIR))
         return Section("quantus", "Quantus evaluation", body)
 
-    parts = [_metric_descriptions(context)]
+    scores, scores_problem = _read_scores(context)
+    parts = [_metric_descriptions(scores)]
     for relative_path, heading, description in _TABLES:
         parts.append(f"<h3>{heading}</h3>")
         parts.append(_csv_table(context, relative_path, description))
@@ -75,7 +77,7 @@ def render(context: ReportContext) -> Section:
         parts.append(notice(run_files.missing_message(run_files.QUANTUS_RADAR, run_files.QUANTUS_DIR)))
 
     parts.append("<h3>Run record (scores.json)</h3>")
-    parts.append(_scores_metadata(context))
+    parts.append(scores_problem if scores is None else _scores_metadata(scores))
     return Section("quantus", "Quantus evaluation", "".join(parts))
 
 
@@ -90,20 +92,26 @@ def _csv_table(context: ReportContext, relative_path: str, description: str) -> 
     return paragraph(description, "muted") + table(csv_table.header, csv_table.rows)
 
 
-def _metric_descriptions(context: ReportContext) -> str:
-    """Return a table of what each metric measures, its direction and its paper, from scores.json."""
+def _read_scores(context: ReportContext) -> tuple[dict[str, Any] | None, str]:
+    """Read scores.json once for the section, or return a notice that explains why it cannot be read."""
+    path = context.run_dir / run_files.QUANTUS_SCORES
+    if not path.is_file():
+        return None, notice(run_files.missing_message(run_files.QUANTUS_SCORES, run_files.QUANTUS_DIR))
     try:
-        metrics = quantus_record.read_scores(context.run_dir).get("metrics")
-    except (OSError, ValueError):
-        return ""  # The run record section below reports an unreadable scores.json.
+        return quantus_record.read_scores(context.run_dir), ""
+    except (OSError, ValueError) as err:
+        return None, notice(f"Cannot read {run_files.QUANTUS_SCORES}: {err}", error=True)
+
+
+def _metric_descriptions(scores: dict[str, Any] | None) -> str:
+    """Return a table of what each metric measures, its direction and its paper, from scores.json."""
+    metrics = scores.get("metrics") if scores else None
     if not isinstance(metrics, dict) or not metrics:
         return ""
     rows = []
     for name, info in metrics.items():
         info = info if isinstance(info, dict) else {}
-        direction = info.get("direction")
-        better = {"higher": "higher", "lower": "lower"}.get(str(direction), "")
-        cells = [better if key == "direction" else info.get(key, "") for _, key in _METRIC_COLUMNS]
+        cells = [info.get(key, "") for _, key in _METRIC_COLUMNS]
         rows.append([name, *cells, _parameters(info.get("params"))])
     header = ["metric", *(title for title, _ in _METRIC_COLUMNS), "parameters"]
     intro = paragraph("Each metric's units and range are those of the paper it follows.", "muted")
@@ -118,15 +126,7 @@ def _parameters(params: object) -> str:
     return ", ".join(pairs)
 
 
-def _scores_metadata(context: ReportContext) -> str:
-    path = context.run_dir / run_files.QUANTUS_SCORES
-    if not path.is_file():
-        return notice(run_files.missing_message(run_files.QUANTUS_SCORES, run_files.QUANTUS_DIR))
-    try:
-        scores = quantus_record.read_scores(context.run_dir)
-    except (OSError, ValueError) as err:
-        return notice(f"Cannot read {run_files.QUANTUS_SCORES}: {err}", error=True)
-
+def _scores_metadata(scores: dict[str, Any]) -> str:
     parts = []
     recorded_versions = quantus_record.versions(scores)
     if recorded_versions:
