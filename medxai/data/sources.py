@@ -99,7 +99,7 @@ def fetch(file: NpzFile, download: bool) -> None:
     """
     if file.root.exists() and not file.root.is_dir():
         raise DataError(
-            f"Invalid --data.root: '{file.root}' is a file, not a folder. Pass the folder that holds "
+            f"Invalid --data.root: '{file.root}' is a file, not a folder. Pass the folder that contains "
             f"'{file.filename}', e.g. --data.root {file.root.parent}."
         )
     if file.path.is_file():
