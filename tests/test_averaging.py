@@ -52,6 +52,7 @@ def test_resumed_fit_restores_raw_weights(fake_root: Path, tmp_path: Path):
     resumed = pl.Trainer(
         max_epochs=2,
         callbacks=[EMAWeightAveraging(decay=0.5)],
+        default_root_dir=tmp_path / "resumed",
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -76,7 +77,14 @@ def test_average_copies_model_with_uncopyable_attributes(fake_root: Path, tmp_pa
     model = MedMNISTClassifier(num_classes=2, in_channels=1, task="binary-class")
     model.lock = threading.Lock()
     callback = EMAWeightAveraging(decay=0.5)
-    trainer = pl.Trainer(max_epochs=1, callbacks=[callback], logger=False, accelerator="cpu", enable_progress_bar=False)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        callbacks=[callback],
+        default_root_dir=tmp_path,
+        logger=False,
+        accelerator="cpu",
+        enable_progress_bar=False,
+    )
     datamodule = MedMNISTDataModule("breastmnist", root=str(fake_root), check_md5=False, batch_size=8)
     trainer.fit(model, datamodule=datamodule)
 
